@@ -1,0 +1,1 @@
+"""One adapter per external tool or subsystem; parsers are pure functions."""

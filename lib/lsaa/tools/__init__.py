@@ -1,0 +1,1 @@
+"""Build-time tools (meta-data, man pages); never imported by an agent run."""
