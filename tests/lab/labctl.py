@@ -1,0 +1,669 @@
+"""The kernel lab: User-Mode Linux guests that boot the host's own userland.
+
+The host kernel lacks ip_vs, drbd, device-mapper, LIO and iscsi_tcp; Debian's
+``user-mode-linux`` kernel (6.1) has them all as modules.  A guest boots the host's
+``/`` through hostfs, stacks an overlay on it (guest writes stay in guest RAM) and
+runs a small command server (``guest/server.py``) that the host drives through a
+spool directory shared over hostfs.  One boot (~2 s) serves any number of
+commands.
+
+Isolation and teardown (nothing may be left behind, even after SIGKILL of the
+driving process):
+
+* A lab owns one private network namespace, held by ``unshare --net sleep``.
+  Every guest and every host-side helper runs inside it, each in its own PID
+  namespace (``unshare --pid --fork --kill-child``): killing that one ``unshare``
+  process kills the whole tree, UML's per-process helpers included.
+* Every process we start gets ``PR_SET_PDEATHSIG=SIGKILL``, so if the driver
+  dies the holder and all guests die with it and the namespace disappears.
+* A guest also has a lifetime watchdog (``timeout -s KILL``) inside its PID
+  namespace, independent of the host-side Python.
+* All files (disks, UML umid dirs, guest RAM backing files) live in one work
+  directory that is removed on close.  Nothing is mounted on the host and no
+  loop device is used.
+
+Networking: each lab network is a Linux bridge in the lab's namespace with the
+address ``<prefix>.254``; each guest NIC is a tap device on that bridge, used by
+UML's ``tuntap`` transport.  Host-side processes that must talk to guests (BMC
+simulators, clients) run with :meth:`Lab.host_popen` / :meth:`Lab.host_run`,
+which put them in the same namespace, where the bridge address routes to the
+guests.  The host's own network is never touched.
+
+CLI: ``python -m tests.lab --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+REPO = Path(__file__).resolve().parents[2]
+INIT = REPO / "tests" / "lab" / "guest" / "init.sh"
+UML = "linux"
+PR_SET_PDEATHSIG = 1
+ST_NOEXEC = 8
+
+
+class LabError(RuntimeError):
+    """The lab itself failed (boot, guest death, teardown)."""
+
+
+class GuestDied(LabError):
+    """The guest's kernel exited while the host was waiting for it."""
+
+
+@dataclass
+class Result:
+    """Outcome of one command: like ``subprocess.CompletedProcess``, plus timing."""
+
+    argv: list[str]
+    rc: int
+    stdout: str
+    stderr: str
+    duration: float = 0.0
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and not self.timed_out
+
+    def check(self) -> Result:
+        """Return self if rc is 0, else raise LabError with the output."""
+        if not self.ok:
+            raise LabError(
+                "command %s failed: rc=%s%s\n--- stdout\n%s--- stderr\n%s"
+                % (shlex.join(self.argv), self.rc, " (timed out)" if self.timed_out else "",
+                   self.stdout, self.stderr))
+        return self
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: SIGKILL this child when the thread that started it exits."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def _ns_inode(pid: int, ns: str) -> str | None:
+    try:
+        return os.readlink("/proc/%d/ns/%s" % (pid, ns))
+    except OSError:
+        return None
+
+
+def _all_pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def _pick_base() -> str:
+    """A work-directory base that allows exec (UML maps guest RAM from TMPDIR)."""
+    for base in (os.environ.get("LAB_WORKDIR"), "/var/tmp", tempfile.gettempdir()):
+        if base and os.path.isdir(base) and not os.statvfs(base).f_flag & ST_NOEXEC:
+            return base
+    raise LabError("no exec-capable directory for the lab (set LAB_WORKDIR)")
+
+
+def _cpus() -> list[int]:
+    return sorted(os.sched_getaffinity(0))
+
+
+@dataclass
+class Network:
+    """A guest network: a bridge in the lab namespace, host side at ``<prefix>.254``."""
+
+    name: str
+    bridge: str
+    prefix: str
+
+    @property
+    def host_ip(self) -> str:
+        return "%s.254" % self.prefix
+
+    def addr(self, n: int) -> str:
+        return "%s.%d" % (self.prefix, n)
+
+
+@dataclass
+class Guest:
+    """One UML guest.  Create it with :meth:`Lab.guest`; it boots on creation."""
+
+    lab: Lab
+    name: str
+    index: int
+    mem: str
+    cpu: int
+    lifetime: float
+    tmp_size: str
+    disks: list[Path] = field(default_factory=list)
+    nics: list[tuple[Network, int]] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+    boot_seconds: float | None = None
+    guest_uptime_at_ready: float | None = None
+    _seq: int = 0
+    _t0: float = 0.0
+    _pidns: str | None = None
+
+    # -- paths ------------------------------------------------------------
+    @property
+    def share(self) -> Path:
+        """Host directory visible read-write at the same path in the guest (results)."""
+        return self.lab.results / self.name
+
+    @property
+    def ctl(self) -> Path:
+        return self.share / "ctl"
+
+    @property
+    def console_log(self) -> Path:
+        return self.share / "console.log"
+
+    def ip(self, nic: int = 0) -> str:
+        net, n = self.nics[nic]
+        return net.addr(n)
+
+    # -- lifecycle --------------------------------------------------------
+    def _start(self) -> None:
+        self.ctl.mkdir(parents=True, exist_ok=True)
+        argv = [
+            "timeout", "-s", "KILL", "%d" % self.lifetime,
+            "taskset", "-c", str(self.cpu), UML,
+            "umid=lab-%s" % self.name, "uml_dir=%s" % (self.lab.workdir / "uml"),
+            "mem=%s" % self.mem, "root=/dev/root", "rootfstype=hostfs", "rootflags=/", "rw",
+            "quiet", "con=null", "con0=null,fd:1",
+            "init=%s" % INIT, "LAB_SHARE=%s" % self.share, "LAB_REPO=%s" % REPO,
+            "LAB_HOSTNAME=%s" % self.name, "LAB_TMP_SIZE=%s" % self.tmp_size,
+        ]
+        argv += ["ubd%d=%s" % (i, d) for i, d in enumerate(self.disks)]
+        ips = []
+        for i, (net, n) in enumerate(self.nics):
+            tap = self.lab._add_tap(net, "lg%dn%d" % (self.index, i))
+            mac = "fe:fd:0a:%02x:%02x:%02x" % (self.lab._nets.index(net), self.index, i)
+            argv.append("eth%d=tuntap,%s,%s" % (i, tap, mac))
+            ips.append("%s/24" % net.addr(n))
+        if ips:
+            argv.append("LAB_NICS=%s" % ",".join(ips))
+        self._t0 = time.monotonic()
+        self.proc = self.lab._popen_isolated(argv, stdout=self.console_log.open("wb"))
+
+    def wait_ready(self, timeout: float = 60) -> Guest:
+        """Block until the command server answers; raise GuestDied/LabError otherwise."""
+        ready = self.ctl / "ready"
+        deadline = time.monotonic() + timeout
+        while not ready.exists():
+            self._check_alive("booting")
+            if time.monotonic() > deadline:
+                raise LabError("guest %s not ready after %ss\n%s"
+                               % (self.name, timeout, self.console_tail()))
+            time.sleep(0.01)
+        if self.boot_seconds is None:
+            self.boot_seconds = time.monotonic() - self._t0
+            self.guest_uptime_at_ready = json.loads(ready.read_text())["uptime"]
+            assert self.proc is not None
+            uml = _children(self.proc.pid)
+            self._pidns = _ns_inode(uml[0], "pid") if uml else None
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _check_alive(self, doing: str) -> None:
+        if not self.alive:
+            rc = self.proc.returncode if self.proc else None
+            raise GuestDied("guest %s died while %s (rc %s)\n%s"
+                            % (self.name, doing, rc, self.console_tail()))
+
+    def console_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.console_log.read_text(errors="replace")
+        except OSError:
+            return "(no console log)"
+        return "--- %s console (last %d lines)\n%s" % (
+            self.name, lines, "\n".join(text.splitlines()[-lines:]))
+
+    def _request(self, req: dict[str, Any], timeout: float) -> dict[str, Any]:
+        self._seq += 1
+        rid = "%06d" % self._seq
+        tmp = self.ctl / (".req-%s.tmp" % rid)
+        tmp.write_text(json.dumps(req))
+        tmp.rename(self.ctl / ("req-%s.json" % rid))
+        resp = self.ctl / ("resp-%s.json" % rid)
+        # UML is slow under load: the guest enforces the command timeout, the host
+        # only guards against a guest that stopped answering altogether.
+        deadline = time.monotonic() + timeout + 30
+        delay = 0.002
+        while not resp.exists():
+            self._check_alive("running %s" % req.get("argv", req["kind"]))
+            if time.monotonic() > deadline:
+                raise LabError("guest %s did not answer request %s within %ss"
+                               % (self.name, rid, timeout + 30))
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.02)
+        data: dict[str, Any] = json.loads(resp.read_text())
+        resp.unlink()
+        if "error" in data:
+            raise LabError("guest %s: %s" % (self.name, data["error"]))
+        return data
+
+    def run(self, argv: Sequence[str] | str, *, env: Mapping[str, str] | None = None,
+            input: str | None = None, timeout: float = 120, cwd: str | None = None,
+            check: bool = False) -> Result:
+        """Run a command in the guest and return its Result.
+
+        ``argv`` is a list (exec'd directly: cheapest under UML) or a string (run by
+        ``/bin/sh -c``).  ``env`` adds to the guest's base environment (PATH, HOME,
+        LC_ALL).  On timeout the command's whole session is SIGKILLed and the Result
+        has ``timed_out=True``.  ``check=True`` raises LabError unless rc is 0.
+        Daemons must not keep stdout/stderr open: start them with :meth:`spawn`.
+        """
+        args = ["/bin/sh", "-c", argv] if isinstance(argv, str) else list(argv)
+        data = self._request({"kind": "run", "argv": args, "env": dict(env or {}),
+                              "input": input, "timeout": timeout, "cwd": cwd}, timeout)
+        res = Result(args, data["rc"], data["stdout"], data["stderr"], data["duration"],
+                     data["timed_out"])
+        return res.check() if check else res
+
+    def sh(self, script: str, **kw: Any) -> Result:
+        """Run a shell script (``set -e``) in the guest; same keywords as :meth:`run`."""
+        return self.run(["/bin/sh", "-ec", script], **kw)
+
+    def spawn(self, argv: Sequence[str], *, log: str | None = None,
+              env: Mapping[str, str] | None = None, cwd: str | None = None) -> int:
+        """Start a background process (own session); return its guest PID.
+
+        Output goes to ``log`` (a guest path; default: ``<share>/<argv0>-<n>.log``,
+        which is readable from the host).
+        """
+        self._seq += 0  # ids come from _request
+        if log is None:
+            log = str(self.share / ("%s-%d.log" % (Path(argv[0]).name, self._seq + 1)))
+        data = self._request({"kind": "spawn", "argv": list(argv), "log": log,
+                              "env": dict(env or {}), "cwd": cwd}, 30)
+        return int(data["pid"])
+
+    def agent(self, type_: str, action: str, params: Mapping[str, Any] | None = None, *,
+              instance: str | None = None, timeout: float = 60,
+              env: Mapping[str, str] | None = None, agent_dir: str | None = None) -> Result:
+        """Run OCF agent ``<repo>/ocf/<type_>`` with ``action`` as Pacemaker would.
+
+        Sets OCF_ROOT, OCF_RA_VERSION_*, OCF_RESOURCE_INSTANCE (default: ``type_``),
+        OCF_RESOURCE_TYPE, OCF_RESOURCE_PROVIDER=lsaa, OCF_RESKEY_CRM_meta_timeout
+        (ms) and ``OCF_RESKEY_<name>`` for each parameter.  ``agent_dir`` replaces
+        ``<repo>/ocf`` (a guest path).
+        """
+        full = {
+            "OCF_ROOT": "/usr/lib/ocf",
+            "OCF_RA_VERSION_MAJOR": "1",
+            "OCF_RA_VERSION_MINOR": "1",
+            "OCF_RESOURCE_INSTANCE": instance or type_,
+            "OCF_RESOURCE_TYPE": type_,
+            "OCF_RESOURCE_PROVIDER": "lsaa",
+            "OCF_RESKEY_CRM_meta_timeout": str(int(timeout * 1000)),
+        }
+        for k, v in (params or {}).items():
+            full["OCF_RESKEY_%s" % k] = v if isinstance(v, str) else str(v)
+        full.update(env or {})
+        path = os.path.join(agent_dir or str(REPO / "ocf"), type_)
+        return self.run([path, action], env=full, timeout=timeout)
+
+    def put_file(self, name: str, content: str | bytes, mode: int = 0o644) -> str:
+        """Write a file into this guest's share; return its path (same in the guest)."""
+        p = self.share / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            p.write_text(content)
+        else:
+            p.write_bytes(content)
+        p.chmod(mode)
+        return str(p)
+
+    def shutdown(self, timeout: float = 20) -> int | None:
+        """Power the guest off cleanly (kill it if it does not stop); return UML's rc."""
+        if self.alive:
+            self.request_poweroff()
+        return self.wait_stopped(timeout)
+
+    def request_poweroff(self) -> None:
+        """Ask the server to power off, without waiting (see :meth:`wait_stopped`)."""
+        if not self.alive:
+            return
+        self._seq += 1
+        tmp = self.ctl / (".req-%06d.tmp" % self._seq)
+        tmp.write_text(json.dumps({"kind": "poweroff"}))
+        tmp.rename(self.ctl / ("req-%06d.json" % self._seq))
+
+    def wait_stopped(self, timeout: float) -> int | None:
+        if self.proc is None:
+            return None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL the guest: its PID namespace and every UML helper go with it."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def leftover_pids(self) -> list[int]:
+        """Processes still in this guest's PID namespace (should be none once stopped)."""
+        if self._pidns is None:
+            return []
+        return [p for p in _all_pids() if _ns_inode(p, "pid") == self._pidns]
+
+
+class Lab:
+    """A set of guests sharing one private network namespace and one work directory.
+
+    Use as a context manager; :meth:`close` always tears everything down.
+    ``results``: where guest shares and console logs go (kept after close);
+    default: inside the work directory (removed on close unless ``keep``).
+    """
+
+    def __init__(self, results: str | os.PathLike[str] | None = None, keep: bool = False,
+                 cpus: Sequence[int] | None = None) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix="lsaa-lab-", dir=_pick_base()))
+        self.keep = keep
+        self.results = Path(results) if results else self.workdir / "results"
+        self.results.mkdir(parents=True, exist_ok=True)
+        for d in ("tmp", "uml"):
+            (self.workdir / d).mkdir()
+        self.cpus = list(cpus) if cpus else _cpus()
+        self.guests: list[Guest] = []
+        self._nets: list[Network] = []
+        self._host_procs: list[subprocess.Popen[bytes]] = []
+        self._closed = False
+        self._holder: subprocess.Popen[bytes] | None = subprocess.Popen(
+            ["unshare", "--net", "--", "/bin/sh", "-c",
+             "ip link set lo up && echo up && exec sleep infinity"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, start_new_session=True,
+            preexec_fn=_die_with_parent)
+        assert self._holder.stdout is not None
+        line = self._holder.stdout.readline()
+        if line.strip() != b"up":
+            self.close()
+            raise LabError("could not create the lab network namespace")
+        self.netns = "/proc/%d/ns/net" % self._holder.pid
+        self.netns_inode = _ns_inode(self._holder.pid, "net")
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- processes --------------------------------------------------------
+    def _popen_isolated(self, argv: Sequence[str], stdout: IO[bytes] | int | None = None,
+                        stderr: IO[bytes] | int | None = subprocess.STDOUT,
+                        stdin: IO[bytes] | int | None = subprocess.DEVNULL,
+                        ) -> subprocess.Popen[bytes]:
+        """Start argv in the lab netns, in a PID namespace of its own that dies with it."""
+        full = ["nsenter", "--net=%s" % self.netns, "unshare", "--pid", "--mount", "--fork",
+                "--kill-child", "--mount-proc", "--", *argv]
+        env = dict(os.environ, TMPDIR=str(self.workdir / "tmp"))
+        return subprocess.Popen(full, stdin=stdin, stdout=stdout, stderr=stderr, env=env,
+                                start_new_session=True, preexec_fn=_die_with_parent)
+
+    def host_popen(self, argv: Sequence[str], **kw: Any) -> subprocess.Popen[bytes]:
+        """Start a host-side helper that can reach the guests (lab netns); stopped on close.
+
+        Keywords: stdin, stdout, stderr as for Popen.
+        """
+        p = self._popen_isolated(argv, **kw)
+        self._host_procs.append(p)
+        return p
+
+    def host_run(self, argv: Sequence[str], *, input: str | None = None,
+                 timeout: float = 60) -> Result:
+        """Run a host-side command in the lab netns (e.g. ping/curl a guest)."""
+        t0 = time.monotonic()
+        p = self._popen_isolated(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 stdin=subprocess.PIPE if input is not None else None)
+        timed_out = False
+        try:
+            out, err = p.communicate(input.encode() if input is not None else None, timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            p.kill()
+            out, err = p.communicate()
+        return Result(list(argv), p.returncode, out.decode(errors="replace"),
+                      err.decode(errors="replace"), time.monotonic() - t0, timed_out)
+
+    def _ns_exec(self, script: str) -> None:
+        r = subprocess.run(["nsenter", "--net=%s" % self.netns, "/bin/sh", "-ec", script],
+                           capture_output=True, text=True, check=False)
+        if r.returncode:
+            raise LabError("lab netns setup failed: %s\n%s" % (script, r.stderr))
+
+    # -- networks and guests ----------------------------------------------
+    def network(self, name: str = "lan", prefix: str | None = None) -> Network:
+        """Create (or return) a guest network; its host side is ``<prefix>.254``."""
+        for n in self._nets:
+            if n.name == name:
+                return n
+        net = Network(name, "lb%d" % len(self._nets),
+                      prefix or "192.168.%d" % (77 + len(self._nets)))
+        self._ns_exec("ip link add %s type bridge forward_delay 0 stp_state 0; "
+                      "ip addr add %s/24 dev %s; ip link set %s up"
+                      % (net.bridge, net.host_ip, net.bridge, net.bridge))
+        self._nets.append(net)
+        return net
+
+    def _add_tap(self, net: Network, tap: str) -> str:
+        self._ns_exec("ip tuntap add dev %s mode tap; ip link set %s master %s up"
+                      % (tap, tap, net.bridge))
+        return tap
+
+    def guest(self, name: str, *, mem: str = "256M", disks: Iterable[str] = (),
+              nics: Iterable[tuple[Network, int]] = (), cpu: int | None = None,
+              lifetime: float = 600, tmp_size: str = "128m") -> Guest:
+        """Start booting a guest (returns at once; see :meth:`Guest.wait_ready`).
+
+        ``disks``: sizes of sparse disk files (``"256M"``), seen as /dev/ubda, ubdb...
+        ``nics``: ``(network, n)`` pairs: ethI gets ``<prefix>.n/24``.
+        ``cpu``: host CPU to pin to (default: round-robin).  ``lifetime``: seconds
+        after which the guest is SIGKILLed whatever happens.
+        """
+        idx = len(self.guests)
+        gdir = self.workdir / name
+        gdir.mkdir()
+        paths = []
+        for i, size in enumerate(disks):
+            p = gdir / ("disk%d.img" % i)
+            subprocess.run(["truncate", "-s", size, str(p)], check=True)
+            paths.append(p)
+        g = Guest(self, name, idx, mem, cpu if cpu is not None else self.cpus[idx % len(self.cpus)],
+                  lifetime, tmp_size, paths, list(nics))
+        self.guests.append(g)
+        g._start()
+        return g
+
+    def boot(self, *specs: Mapping[str, Any], timeout: float = 60) -> list[Guest]:
+        """Boot several guests in parallel: each spec is ``guest()`` keywords with 'name'."""
+        guests = [self.guest(**dict(s)) for s in specs]
+        for g in guests:
+            g.wait_ready(timeout)
+        return guests
+
+    # -- teardown ---------------------------------------------------------
+    def close(self) -> None:
+        """Stop everything and remove the work directory.  Idempotent.
+
+        Guests get a clean poweroff (all in parallel), then SIGKILL; raises LabError
+        if any process of the lab is still there afterwards.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            for g in self.guests:
+                with contextlib.suppress(OSError):
+                    g.request_poweroff()
+            for g in self.guests:
+                g.wait_stopped(15)
+            for p in self._host_procs:
+                if p.poll() is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(p.pid, signal.SIGKILL)
+                p.wait()
+        finally:
+            for g in self.guests:
+                g.kill()
+            if self._holder is not None:
+                if self._holder.poll() is None:
+                    os.kill(self._holder.pid, signal.SIGKILL)
+                self._holder.wait()
+                if self._holder.stdout:
+                    self._holder.stdout.close()
+            left = self._wait_gone(10)
+            if self.keep:
+                # keep results and logs, but never the guest disks or RAM files
+                for g in self.guests:
+                    for d in g.disks:
+                        d.unlink(missing_ok=True)
+            else:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+            if left:
+                raise LabError("lab processes survived teardown: %s" % left)
+
+    def _wait_gone(self, timeout: float) -> list[int]:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = self.leftover_pids()
+            if not left or time.monotonic() > deadline:
+                return left
+            time.sleep(0.05)
+
+    def leftover_pids(self) -> list[int]:
+        """PIDs of anything this lab started that still exists (netns or PID ns members)."""
+        left = set()
+        nsset = {g._pidns for g in self.guests if g._pidns}
+        for p in _all_pids():
+            if p == os.getpid():
+                continue
+            if (_ns_inode(p, "net") == self.netns_inode and self.netns_inode) or (
+                    _ns_inode(p, "pid") in nsset):
+                left.add(p)
+        return sorted(left)
+
+
+# -- host state snapshots (used by the lab's own tests) -----------------------
+
+def host_snapshot() -> dict[str, Any]:
+    """What a lab must not leave behind: mounts, loop devices, netns, UML processes."""
+    mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    loops = sorted(
+        str(p) for p in Path("/sys/block").glob("loop*/loop/backing_file"))
+    netns = set()
+    uml = []
+    for p in _all_pids():
+        ino = _ns_inode(p, "net")
+        if ino:
+            netns.add(ino)
+        try:
+            cmd = Path("/proc/%d/cmdline" % p).read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(a.startswith(b"umid=lab-") for a in cmd):
+            uml.append(p)
+    return {"mounts": sorted(" ".join(m.split()[4:5]) for m in mounts), "loops": loops,
+            "netns": sorted(netns), "uml_pids": uml,
+            "labdirs": sorted(str(p) for p in Path(_pick_base()).glob("lsaa-lab-*"))}
+
+
+def hash_tree(root: str) -> dict[str, str]:
+    """sha256 of every regular file and the target of every symlink under root."""
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in files:
+            p = os.path.join(dirpath, name)
+            try:
+                if os.path.islink(p):
+                    out[p] = "-> " + os.readlink(p)
+                elif os.path.isfile(p):
+                    with open(p, "rb") as f:
+                        out[p] = hashlib.sha256(f.read()).hexdigest()
+            except OSError as e:
+                out[p] = "error: %s" % e.strerror
+        for name in dirs:
+            p = os.path.join(dirpath, name)
+            if os.path.islink(p):
+                out[p] = "-> " + os.readlink(p)
+    return out
+
+
+# -- CLI ----------------------------------------------------------------------
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m tests.lab",
+        description="Boot lab guests (UML), run a command in each, tear everything down.")
+    ap.add_argument("-n", "--guests", type=int, default=1, help="number of guests (node1..N)")
+    ap.add_argument("--mem", default="256M")
+    ap.add_argument("--disk", action="append", default=[], help="disk size, repeatable")
+    ap.add_argument("--net", action="store_true", help="connect guests on 192.168.77.0/24")
+    ap.add_argument("--timeout", type=float, default=300, help="per command, seconds")
+    ap.add_argument("--results", help="keep shares and console logs here")
+    ap.add_argument("command", nargs=argparse.REMAINDER,
+                    help="command run in every guest (default: uname -a)")
+    args = ap.parse_args(argv)
+    cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
+    cmd = cmd or ["uname", "-a"]
+
+    def on_term(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    rc = 0
+    t0 = time.monotonic()
+    with Lab(results=args.results, keep=bool(args.results)) as lab:
+        print("lab: workdir %s" % lab.workdir, flush=True)
+        net = lab.network() if args.net else None
+        guests = lab.boot(*[
+            {"name": "node%d" % i, "mem": args.mem, "disks": args.disk,
+             "nics": [(net, i)] if net else []} for i in range(1, args.guests + 1)])
+        for g in guests:
+            print("lab: %s ready in %.2fs (guest uptime %.2fs)"
+                  % (g.name, g.boot_seconds, g.guest_uptime_at_ready), flush=True)
+        for g in guests:
+            r = g.run(cmd, timeout=args.timeout)
+            sys.stdout.write(r.stdout)
+            sys.stderr.write(r.stderr)
+            print("lab: %s rc=%s in %.2fs" % (g.name, r.rc, r.duration), flush=True)
+            rc = rc or (r.rc if r.rc > 0 else 1) if not r.ok else rc
+    print("lab: total %.2fs" % (time.monotonic() - t0), flush=True)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
