@@ -71,3 +71,42 @@ class Deadline:
         if left <= seconds:
             raise DeadlineExceeded(f"{what}: operation timeout used up")
         time.sleep(seconds)
+
+
+class AlarmExpired(BaseException):
+    """Raised in the main thread by :func:`arm_alarm`'s SIGALRM.
+
+    A BaseException, so that no ``except Exception`` in library code can
+    swallow it: only the framework's entry point catches it.
+    """
+
+
+def _raise_alarm(_signum: int, _frame: object) -> None:
+    raise AlarmExpired
+
+
+def arm_alarm(deadline: Deadline) -> None:
+    """SIGALRM half-way into the deadline's reserve.
+
+    Commands time out first (their timeouts are capped by the deadline); the
+    alarm catches hangs in Python code: a stuck configfs write, a library call
+    that never returns.  Outside the main thread (tests) there is no alarm.
+    """
+    # _signal, not signal: the signal module imports enum (~2 ms per agent run).
+    import _signal  # type: ignore[import-not-found,unused-ignore]
+
+    left = deadline.remaining() + deadline.reserve / 2
+    try:
+        _signal.signal(_signal.SIGALRM, _raise_alarm)
+        _signal.setitimer(_signal.ITIMER_REAL, max(left, 0.01))
+    except ValueError:
+        pass
+
+
+def disarm_alarm() -> None:
+    import _signal  # type: ignore[import-not-found,unused-ignore]
+
+    try:
+        _signal.setitimer(_signal.ITIMER_REAL, 0)
+    except ValueError:
+        pass

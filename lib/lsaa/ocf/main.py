@@ -22,7 +22,7 @@ import os
 import sys
 import time
 
-from lsaa.deadline import Deadline
+from lsaa.deadline import AlarmExpired, Deadline, arm_alarm, disarm_alarm
 from lsaa.errors import (
     AgentError,
     ConfigError,
@@ -50,10 +50,6 @@ if TYPE_CHECKING:
 
 REASON_MAX = 128  # Pacemaker 2.x-3.0.1 truncate exit reasons here
 ALWAYS = ("meta-data", "validate-all")
-
-
-class _Alarm(BaseException):
-    """Raised by the deadline alarm; BaseException so no `except Exception` eats it."""
 
 
 def run(
@@ -125,16 +121,16 @@ def _dispatch(  # noqa: PLR0911, PLR0912 - the one table of outcomes, kept in on
             return _invalid(ctx, ConfigError(problems))
         handler = agent.handler(action)
         if alarm:
-            _arm(ctx.deadline)
+            arm_alarm(ctx.deadline)
         try:
             rc = handler(ctx)  # type: ignore[operator]
         finally:
             if alarm:
-                _disarm()
+                disarm_alarm()
         if not isinstance(rc, int) or isinstance(rc, bool):
             return OCF_ERR_GENERIC, f"internal error: {action} returned {rc!r}, not an exit code"
         return rc, ""
-    except _Alarm:
+    except AlarmExpired:
         return OCF_ERR_GENERIC, f"{action} timed out: the operation timeout was used up"
     except ConfigError as e:
         return _invalid(ctx, e)
@@ -177,33 +173,6 @@ def _invalid(ctx: Context, error: ConfigError) -> tuple[int, str]:
 def _one_line(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= REASON_MAX else text[: REASON_MAX - 3] + "..."
-
-
-def _raise_alarm(_signum: int, _frame: object) -> None:
-    raise _Alarm
-
-
-def _arm(deadline: Deadline) -> None:
-    """SIGALRM half-way into the reserve margin: commands time out first, hangs in
-    Python code (a stuck configfs write, a library call) are caught here."""
-    # _signal, not signal: the signal module imports enum (~2 ms per agent run).
-    import _signal  # type: ignore[import-not-found,unused-ignore]
-
-    left = deadline.remaining() + deadline.reserve / 2
-    try:
-        _signal.signal(_signal.SIGALRM, _raise_alarm)
-        _signal.setitimer(_signal.ITIMER_REAL, max(left, 0.01))
-    except ValueError:  # not the main thread (tests): no alarm
-        pass
-
-
-def _disarm() -> None:
-    import _signal  # type: ignore[import-not-found,unused-ignore]
-
-    try:
-        _signal.setitimer(_signal.ITIMER_REAL, 0)
-    except ValueError:
-        pass
 
 
 def main(agent: Agent) -> NoReturn:
