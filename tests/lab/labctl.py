@@ -644,8 +644,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
-    rc = 0
     t0 = time.monotonic()
+    try:
+        rc = _cli_run(args, cmd)
+    except KeyboardInterrupt:
+        # the Lab context manager has already torn everything down
+        print("lab: interrupted, everything torn down", file=sys.stderr, flush=True)
+        return 130
+    print("lab: total %.2fs" % (time.monotonic() - t0), flush=True)
+    return rc
+
+
+def _cli_run(args: argparse.Namespace, cmd: list[str]) -> int:
+    rc = 0
     with Lab(results=args.results, keep=bool(args.results)) as lab:
         print("lab: workdir %s" % lab.workdir, flush=True)
         net = lab.network() if args.net else None
@@ -660,8 +671,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write(r.stdout)
             sys.stderr.write(r.stderr)
             print("lab: %s rc=%s in %.2fs" % (g.name, r.rc, r.duration), flush=True)
-            rc = rc or (r.rc if r.rc > 0 else 1) if not r.ok else rc
-    print("lab: total %.2fs" % (time.monotonic() - t0), flush=True)
+            if not r.ok and not rc:
+                rc = r.rc if r.rc > 0 else 1
     return rc
 
 
