@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import Optional
 
 
 def _pair(text: str) -> tuple[str, str]:
@@ -32,7 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="kind", required=True)
 
     ocf = sub.add_parser("ocf", help="check an OCF resource agent")
-    ocf.add_argument("agent", help="path of the agent, e.g. /usr/lib/ocf/resource.d/heartbeat/Dummy")
+    ocf.add_argument("agent",
+                     help="path of the agent, e.g. /usr/lib/ocf/resource.d/heartbeat/Dummy")
     ocf.add_argument("-o", dest="params", action="append", type=_pair, default=[],
                      metavar="NAME=VALUE", help="instance parameter (OCF_RESKEY_NAME)")
     ocf.add_argument("-n", dest="instance", default="lsaa-tester",
@@ -70,13 +70,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the harness; the exit code is 0 only when no check FAILed."""
     args = _parser().parse_args(argv)
     if args.kind == "ocf":
         from lsaa.tester.ocf import run_ocf_checks
 
-        invalid: dict[str, Optional[str]] = {}
+        invalid: dict[str, str | None] = {}
         for item in args.invalid:
             name, sep, value = item.partition("=")
             invalid[name] = value if sep else None

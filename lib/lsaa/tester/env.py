@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Optional
 
 PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 OCF_ROOT = "/usr/lib/ocf"
@@ -35,9 +34,9 @@ def ocf_env(
     provider: str,
     params: Mapping[str, str],
     timeout_ms: int,
-    interval_ms: Optional[int],
-    extra: Optional[Mapping[str, str]] = None,
-    path_prepend: Optional[str] = None,
+    interval_ms: int | None,
+    extra: Mapping[str, str] | None = None,
+    path_prepend: str | None = None,
 ) -> dict[str, str]:
     """Environment for one action.
 
@@ -67,7 +66,7 @@ def ocf_env(
     return env
 
 
-def fence_env(extra: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+def fence_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment for a fence agent as pacemaker-fenced runs it (``PCMK_service``)."""
     env = {"PATH": PATH, "PCMK_service": "pacemaker-fenced"}
     if extra:

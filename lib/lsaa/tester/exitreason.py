@@ -1,7 +1,7 @@
 """Find and judge the ``ocf-exit-reason:`` line of an agent's stderr.
 
 Pacemaker (``parse_exit_reason_from_stderr``) takes the text after the LAST
-occurrence of the prefix up to the end of that line, and 2.x–3.0.1 truncate it
+occurrence of the prefix up to the end of that line, and 2.x to 3.0.1 truncate it
 to 128 characters (``EXIT_REASON_MAX_LEN``). So a reason must be one line of at
 most 128 characters; anything the agent meant to say on following lines is lost.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional
 
 DEFAULT_PREFIX = "ocf-exit-reason:"
 MAX_LEN = 128
@@ -36,7 +35,7 @@ class ExitReason:
     trailing: tuple[str, ...]
 
 
-def find(stderr: str, prefix: str = DEFAULT_PREFIX) -> Optional[ExitReason]:
+def find(stderr: str, prefix: str = DEFAULT_PREFIX) -> ExitReason | None:
     """Return the last exit reason in ``stderr``, or None if there is none.
 
     >>> find("x\\nocf-exit-reason:a\\nocf-exit-reason:b\\nmore\\n")

@@ -20,7 +20,6 @@ import stat
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from typing import Optional
 
 from lsaa.tester import env as envmod
 from lsaa.tester import metadata, proc
@@ -45,7 +44,7 @@ def _rc(rc: int, status: bool = False) -> str:
     return f"{rc} ({names.get(rc, 'unexpected')})"
 
 
-def stdin_text(action: str, plug_key: Optional[str], plug: Optional[str],
+def stdin_text(action: str, plug_key: str | None, plug: str | None,
                params: Mapping[str, str], extra_lines: Sequence[str] = ()) -> str:
     """The fencer's stdin: ``action=``, the target, device parameters, then extras."""
     lines = [f"action={action}"]
@@ -56,8 +55,8 @@ def stdin_text(action: str, plug_key: Optional[str], plug: Optional[str],
     return "\n".join(lines) + "\n"
 
 
-def argv_options(meta: Optional[metadata.AgentMetadata], action: str, plug_key: Optional[str],
-                 plug: Optional[str], params: Mapping[str, str]) -> list[str]:
+def argv_options(meta: metadata.AgentMetadata | None, action: str, plug_key: str | None,
+                 plug: str | None, params: Mapping[str, str]) -> list[str]:
     """The same request as command-line options, spelt as the metadata's ``getopt``.
 
     A parameter the metadata does not describe falls back to ``--name-with-dashes``;
@@ -84,7 +83,7 @@ def argv_options(meta: Optional[metadata.AgentMetadata], action: str, plug_key: 
 
 
 class _Session:
-    def __init__(self, agent: str, params: Mapping[str, str], plug: Optional[str],
+    def __init__(self, agent: str, params: Mapping[str, str], plug: str | None,
                  timeout: float, extra_env: Mapping[str, str], workdir: str,
                  report: Report) -> None:
         self.agent = agent
@@ -94,10 +93,10 @@ class _Session:
         self.env = envmod.fence_env(extra_env)
         self.workdir = workdir
         self.report = report
-        self.meta: Optional[metadata.AgentMetadata] = None
+        self.meta: metadata.AgentMetadata | None = None
 
     @property
-    def plug_key(self) -> Optional[str]:
+    def plug_key(self) -> str | None:
         # Pacemaker ≥3.0.1 prefers plug, older ones port (fence-contract §1).
         if self.meta is None:
             return "plug"
@@ -111,8 +110,8 @@ class _Session:
             return action in FALLBACK_ACTIONS
         return self.meta.has_action(action)
 
-    def stdin(self, action: str, *, plug: Optional[str] = None,
-              params: Optional[Mapping[str, str]] = None,
+    def stdin(self, action: str, *, plug: str | None = None,
+              params: Mapping[str, str] | None = None,
               extra_lines: Sequence[str] = ()) -> proc.Result:
         text = stdin_text(action, self.plug_key, plug if plug is not None else self.plug,
                           self.params if params is None else params, extra_lines)
@@ -196,7 +195,7 @@ def _metadata(s: _Session) -> None:
                    "'-o metadata' and stdin action=metadata print different XML")
 
 
-def _scenario(s: _Session) -> Optional[int]:
+def _scenario(s: _Session) -> int | None:
     """monitor, status, on, off, reboot, list. Returns the initial status rc."""
     if s.advertises("monitor"):
         monitor = s.stdin("monitor")
@@ -280,13 +279,13 @@ def _delay(s: _Session, delay: int) -> None:
 
 def run_fence_checks(
     agent: str,
-    params: Optional[Mapping[str, str]] = None,
+    params: Mapping[str, str] | None = None,
     *,
-    plug: Optional[str] = None,
-    unknown_plug: Optional[str] = None,
+    plug: str | None = None,
+    unknown_plug: str | None = None,
     timeout: float = 20.0,
     delay: int = 2,
-    extra_env: Optional[Mapping[str, str]] = None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Report:
     """Run every fence check against ``agent`` and return the report.
 

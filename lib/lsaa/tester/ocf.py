@@ -32,7 +32,6 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Optional
 
 from lsaa.tester import env as envmod
 from lsaa.tester import exitreason, metadata, proc
@@ -94,9 +93,9 @@ class _Session:
         self.extra_env = dict(extra_env)
         self.workdir = workdir
         self.report = report
-        self.meta: Optional[metadata.AgentMetadata] = None
+        self.meta: metadata.AgentMetadata | None = None
 
-    def recurring_ms(self, role: Optional[str] = None) -> int:
+    def recurring_ms(self, role: str | None = None) -> int:
         if self.meta is not None:
             return (self.meta.monitor_interval_ms(role) or self.meta.monitor_interval_ms()
                     or DEFAULT_RECURRING_MS)
@@ -106,11 +105,11 @@ class _Session:
         self,
         action: str,
         *,
-        interval_ms: Optional[int] = 0,
-        params: Optional[Mapping[str, str]] = None,
-        timeout_ms: Optional[int] = None,
-        user: Optional[str] = None,
-        path_prepend: Optional[str] = None,
+        interval_ms: int | None = 0,
+        params: Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+        user: str | None = None,
+        path_prepend: str | None = None,
     ) -> proc.Result:
         """Run one action. ``interval_ms`` None = CRM_meta_interval unset."""
         op_timeout = timeout_ms if timeout_ms is not None else self.timeout_ms
@@ -133,8 +132,8 @@ class _Session:
         action: str,
         expected: Sequence[int],
         *,
-        interval_ms: Optional[int] = 0,
-        params: Optional[Mapping[str, str]] = None,
+        interval_ms: int | None = 0,
+        params: Mapping[str, str] | None = None,
         severity: str = FAIL,
         reason_severity: str = FAIL,
         why: str = "",
@@ -351,7 +350,7 @@ def _hostile_value(workdir: str, canary: str) -> str:
             f"|touch {canary}\nx'\"")
 
 
-def _invalid_configs(s: _Session, invalid: Optional[Mapping[str, Optional[str]]],
+def _invalid_configs(s: _Session, invalid: Mapping[str, str | None] | None,
                      hostile: bool) -> None:
     meta = s.meta
     cases = 0
@@ -395,7 +394,7 @@ def _write_stub(bindir: str, name: str, sleep: str) -> None:
         # Leaves a marker, then blocks until killed (default dispositions, so
         # the agent's own TERM or KILL at its deadline ends it).
         handle.write(f"#!/bin/sh\n: > '{marker}'\nexec '{sleep}' 2147483647\n")
-    os.chmod(path, 0o755)
+    os.chmod(path, 0o755)  # noqa: S103 -- the agent may run it as any user
 
 
 def _hang_checks(s: _Session, commands: Sequence[str], hang_params: Mapping[str, str],
@@ -406,7 +405,7 @@ def _hang_checks(s: _Session, commands: Sequence[str], hang_params: Mapping[str,
     sleep = shutil.which("sleep", path=envmod.PATH) or "/bin/sleep"
     bindir = os.path.join(s.workdir, "hang-bin")
     os.makedirs(bindir, exist_ok=True)
-    os.chmod(bindir, 0o755)
+    os.chmod(bindir, 0o755)  # noqa: S103 -- searched through PATH by the agent
     for name in (*commands, HANG_STUB):
         _write_stub(bindir, name, sleep)
     stub = os.path.join(bindir, HANG_STUB)
@@ -442,17 +441,17 @@ def _hang_checks(s: _Session, commands: Sequence[str], hang_params: Mapping[str,
 
 def run_ocf_checks(
     agent: str,
-    params: Optional[Mapping[str, str]] = None,
+    params: Mapping[str, str] | None = None,
     *,
     timeout: float = 20.0,
     instance: str = "lsaa-tester",
-    provider: Optional[str] = None,
-    rtype: Optional[str] = None,
-    extra_env: Optional[Mapping[str, str]] = None,
-    invalid: Optional[Mapping[str, Optional[str]]] = None,
+    provider: str | None = None,
+    rtype: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    invalid: Mapping[str, str | None] | None = None,
     hostile: bool = False,
     hang_commands: Sequence[str] = (),
-    hang_params: Optional[Mapping[str, str]] = None,
+    hang_params: Mapping[str, str] | None = None,
     hang_timeout_ms: int = 3000,
 ) -> Report:
     """Run every OCF check against ``agent`` and return the report.
@@ -477,7 +476,7 @@ def run_ocf_checks(
         return report
     workdir = tempfile.mkdtemp(prefix="lsaa-tester-")
     # The agent's cwd; nobody must be able to enter it for meta-data.
-    os.chmod(workdir, 0o755)
+    os.chmod(workdir, 0o755)  # noqa: S103
     s = _Session(path, params or {}, timeout, instance, provider or default_provider,
                  rtype or default_type, extra_env or {}, workdir, report)
     try:

@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Optional
+from typing import IO
 
 # What a shell reports when exec fails; used when the agent cannot be started
 # (e.g. not executable by the user it runs as).
@@ -58,8 +58,8 @@ def run(
     env: Mapping[str, str],
     timeout: float,
     *,
-    stdin: Optional[str] = None,
-    user: Optional[str] = None,
+    stdin: str | None = None,
+    user: str | None = None,
     cwd: str = "/",
 ) -> Result:
     """Run ``argv`` with exactly ``env``; SIGKILL its process group after ``timeout`` s.
@@ -70,8 +70,8 @@ def run(
     stderr instead of raising, because "the agent cannot run as nobody" is a
     finding, not a harness crash.
     """
-    uid: Optional[int] = None
-    gid: Optional[int] = None
+    uid: int | None = None
+    gid: int | None = None
     if user is not None:
         entry = pwd.getpwnam(user)
         uid, gid = entry.pw_uid, entry.pw_gid

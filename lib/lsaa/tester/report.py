@@ -8,9 +8,9 @@ that tests can assert *which* rule an agent broke, not just that it broke one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
-PASS = "PASS"
+# Check statuses (S105: a status word, not a password).
+PASS = "PASS"  # noqa: S105
 FAIL = "FAIL"
 WARN = "WARN"
 SKIP = "SKIP"
@@ -62,14 +62,14 @@ class Report:
         """Names of the FAILed checks, in order (what tests usually assert on)."""
         return [c.name for c in self.failures]
 
-    def get(self, name: str) -> Optional[Check]:
+    def get(self, name: str) -> Check | None:
         """The first check called ``name``, or None if it never ran."""
         for check in self.checks:
             if check.name == name:
                 return check
         return None
 
-    def status_of(self, name: str) -> Optional[str]:
+    def status_of(self, name: str) -> str | None:
         """Status of the check called ``name``, or None if it never ran."""
         check = self.get(name)
         return check.status if check else None
