@@ -53,5 +53,29 @@ test: check lab-test
 bench:
 	$(PYTHON) bench/run.py
 
+# Man pages from the agents' declarations (the RPM build runs the same generator).
+man:
+	PYTHONPATH=lib $(PYTHON) -m lsaa.tools.man build/man
+
+# Noarch RPMs for RHEL 9 in build/rpm/RPMS/noarch, then rpmlint.  The tarball is
+# what `git ls-files` sees (tracked and new files, as they are in the work tree),
+# so a dirty tree builds.  --dbpath keeps rpm off ~/.rpmdb; --nodeps because on a
+# Debian host the BuildRequires are Debian packages, not in an rpm database;
+# macros.el-compat supplies RHEL 9's Python macros.
+RPM_VERSION = $(shell PYTHONPATH=lib $(SYSPY) -c 'import lsaa; print(lsaa.__version__)')
+RPM_TOP := $(CURDIR)/build/rpm
+RPMBUILD := rpmbuild --load $(CURDIR)/rpm/macros.el-compat --define "_topdir $(RPM_TOP)" \
+            --dbpath $(RPM_TOP)/db --nodeps
+rpm:
+	rm -rf $(RPM_TOP)
+	mkdir -p $(RPM_TOP)/SOURCES $(RPM_TOP)/db
+	git ls-files -z --cached --others --exclude-standard \
+	  | $(SYSPY) -c 'import os, sys; sys.stdout.write("".join(f + "\0" for f in sys.stdin.read().split("\0") if os.path.isfile(f)))' \
+	  | tar --null -T - --sort=name --owner=0 --group=0 --numeric-owner \
+	        --mtime='2000-01-01 00:00Z' --transform 's,^,lsaa-$(RPM_VERSION)/,' \
+	        -czf $(RPM_TOP)/SOURCES/lsaa-$(RPM_VERSION).tar.gz
+	$(RPMBUILD) -ba rpm/lsaa.spec
+	rpmlint -c rpm/lsaa-rpmlint.toml -r rpm/lsaa.rpmlintrc $(RPM_TOP)/RPMS/noarch/*.rpm $(RPM_TOP)/SRPMS/*.src.rpm rpm/lsaa.spec
+
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache
