@@ -45,7 +45,7 @@ def _lab_unavailable() -> str | None:
         return "the lab needs root (overlay copy-up of unreadable host files, netns)"
     for tool in ("linux", "unshare", "nsenter", "ip", "busybox", "modprobe"):
         if shutil.which(tool) is None:
-            return "%s not installed (scripts/setup/apt-lab.txt)" % tool
+            return f"{tool} not installed (scripts/setup/apt-lab.txt)"
     return None
 
 
@@ -86,7 +86,7 @@ def _host_etc_untouched() -> Iterator[None]:
     yield
     after = _snapshot_etc()
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-    assert not changed, "lab guests changed host files: %s" % changed
+    assert not changed, f"lab guests changed host files: {changed}"
 
 
 @pytest.fixture

@@ -88,21 +88,26 @@ class Result:
         """Return self if rc is 0, else raise LabError with the output."""
         if not self.ok:
             raise LabError(
-                "command %s failed: rc=%s%s\n--- stdout\n%s--- stderr\n%s"
-                % (shlex.join(self.argv), self.rc, " (timed out)" if self.timed_out else "",
-                   self.stdout, self.stderr))
+                "command {} failed: rc={}{}\n--- stdout\n{}--- stderr\n{}".format(
+                    shlex.join(self.argv), self.rc, " (timed out)" if self.timed_out else "",
+                    self.stdout, self.stderr))
         return self
 
 
 def _die_with_parent() -> None:
-    """preexec_fn: SIGKILL this child when the thread that started it exits."""
+    """preexec_fn: SIGKILL this child when the thread that started it exits.
+
+    Only one async-signal-safe call, so preexec_fn's thread hazard (locks held
+    in the fork) does not apply.  The death signal follows the *thread* that
+    forked: start lab processes from the thread that lives as long as the lab.
+    """
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _children(pid: int) -> list[int]:
     try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
             return [int(x) for x in f.read().split()]
     except OSError:
         return []
@@ -110,7 +115,7 @@ def _children(pid: int) -> list[int]:
 
 def _ns_inode(pid: int, ns: str) -> str | None:
     try:
-        return os.readlink("/proc/%d/ns/%s" % (pid, ns))
+        return os.readlink(f"/proc/{pid}/ns/{ns}")
     except OSError:
         return None
 
@@ -141,10 +146,10 @@ class Network:
 
     @property
     def host_ip(self) -> str:
-        return "%s.254" % self.prefix
+        return f"{self.prefix}.254"
 
     def addr(self, n: int) -> str:
-        return "%s.%d" % (self.prefix, n)
+        return f"{self.prefix}.{n}"
 
 
 @dataclass
@@ -189,23 +194,23 @@ class Guest:
     def _start(self) -> None:
         self.ctl.mkdir(parents=True, exist_ok=True)
         argv = [
-            "timeout", "-s", "KILL", "%d" % self.lifetime,
+            "timeout", "-s", "KILL", str(int(self.lifetime)),
             "taskset", "-c", str(self.cpu), UML,
-            "umid=lab-%s" % self.name, "uml_dir=%s" % (self.lab.workdir / "uml"),
-            "mem=%s" % self.mem, "root=/dev/root", "rootfstype=hostfs", "rootflags=/", "rw",
+            f"umid=lab-{self.name}", "uml_dir=%s" % (self.lab.workdir / "uml"),
+            f"mem={self.mem}", "root=/dev/root", "rootfstype=hostfs", "rootflags=/", "rw",
             "quiet", "con=null", "con0=null,fd:1",
-            "init=%s" % INIT, "LAB_SHARE=%s" % self.share, "LAB_REPO=%s" % REPO,
-            "LAB_HOSTNAME=%s" % self.name, "LAB_TMP_SIZE=%s" % self.tmp_size,
+            f"init={INIT}", f"LAB_SHARE={self.share}", f"LAB_REPO={REPO}",
+            f"LAB_HOSTNAME={self.name}", f"LAB_TMP_SIZE={self.tmp_size}",
         ]
-        argv += ["ubd%d=%s" % (i, d) for i, d in enumerate(self.disks)]
+        argv += [f"ubd{i}={d}" for i, d in enumerate(self.disks)]
         ips = []
         for i, (net, n) in enumerate(self.nics):
-            tap = self.lab._add_tap(net, "lg%dn%d" % (self.index, i))
-            mac = "fe:fd:0a:%02x:%02x:%02x" % (self.lab._nets.index(net), self.index, i)
-            argv.append("eth%d=tuntap,%s,%s" % (i, tap, mac))
-            ips.append("%s/24" % net.addr(n))
+            tap = self.lab._add_tap(net, f"lg{self.index}n{i}")
+            mac = f"fe:fd:0a:{self.lab._nets.index(net):02x}:{self.index:02x}:{i:02x}"
+            argv.append(f"eth{i}=tuntap,{tap},{mac}")
+            ips.append(f"{net.addr(n)}/24")
         if ips:
-            argv.append("LAB_NICS=%s" % ",".join(ips))
+            argv.append("LAB_NICS={}".format(",".join(ips)))
         self._t0 = time.monotonic()
         self.proc = self.lab._popen_isolated(argv, stdout=self.console_log.open("wb"))
 
@@ -216,8 +221,8 @@ class Guest:
         while not ready.exists():
             self._check_alive("booting")
             if time.monotonic() > deadline:
-                raise LabError("guest %s not ready after %ss\n%s"
-                               % (self.name, timeout, self.console_tail()))
+                raise LabError(f"guest {self.name} not ready after {timeout}s\n"
+                               + self.console_tail())
             time.sleep(0.01)
         if self.boot_seconds is None:
             self.boot_seconds = time.monotonic() - self._t0
@@ -234,39 +239,39 @@ class Guest:
     def _check_alive(self, doing: str) -> None:
         if not self.alive:
             rc = self.proc.returncode if self.proc else None
-            raise GuestDied("guest %s died while %s (rc %s)\n%s"
-                            % (self.name, doing, rc, self.console_tail()))
+            raise GuestDied(f"guest {self.name} died while {doing} (rc {rc})\n"
+                            + self.console_tail())
 
     def console_tail(self, lines: int = 30) -> str:
         try:
             text = self.console_log.read_text(errors="replace")
         except OSError:
             return "(no console log)"
-        return "--- %s console (last %d lines)\n%s" % (
+        return "--- {} console (last {} lines)\n{}".format(
             self.name, lines, "\n".join(text.splitlines()[-lines:]))
 
     def _request(self, req: dict[str, Any], timeout: float) -> dict[str, Any]:
         self._seq += 1
-        rid = "%06d" % self._seq
-        tmp = self.ctl / (".req-%s.tmp" % rid)
+        rid = f"{self._seq:06d}"
+        tmp = self.ctl / (f".req-{rid}.tmp")
         tmp.write_text(json.dumps(req))
-        tmp.rename(self.ctl / ("req-%s.json" % rid))
-        resp = self.ctl / ("resp-%s.json" % rid)
+        tmp.rename(self.ctl / (f"req-{rid}.json"))
+        resp = self.ctl / (f"resp-{rid}.json")
         # UML is slow under load: the guest enforces the command timeout, the host
         # only guards against a guest that stopped answering altogether.
         deadline = time.monotonic() + timeout + 30
         delay = 0.002
         while not resp.exists():
-            self._check_alive("running %s" % req.get("argv", req["kind"]))
+            self._check_alive("running {}".format(req.get("argv", req["kind"])))
             if time.monotonic() > deadline:
-                raise LabError("guest %s did not answer request %s within %ss"
-                               % (self.name, rid, timeout + 30))
+                raise LabError(f"guest {self.name} did not answer request {rid}"
+                               f" within {timeout + 30}s")
             time.sleep(delay)
             delay = min(delay * 1.5, 0.02)
         data: dict[str, Any] = json.loads(resp.read_text())
         resp.unlink()
         if "error" in data:
-            raise LabError("guest %s: %s" % (self.name, data["error"]))
+            raise LabError("guest {}: {}".format(self.name, data["error"]))
         return data
 
     def run(self, argv: Sequence[str] | str, *, env: Mapping[str, str] | None = None,
@@ -300,7 +305,7 @@ class Guest:
         """
         self._seq += 0  # ids come from _request
         if log is None:
-            log = str(self.share / ("%s-%d.log" % (Path(argv[0]).name, self._seq + 1)))
+            log = str(self.share / f"{Path(argv[0]).name}-{self._seq + 1}.log")
         data = self._request({"kind": "spawn", "argv": list(argv), "log": log,
                               "env": dict(env or {}), "cwd": cwd}, 30)
         return int(data["pid"])
@@ -325,7 +330,7 @@ class Guest:
             "OCF_RESKEY_CRM_meta_timeout": str(int(timeout * 1000)),
         }
         for k, v in (params or {}).items():
-            full["OCF_RESKEY_%s" % k] = v if isinstance(v, str) else str(v)
+            full[f"OCF_RESKEY_{k}"] = v if isinstance(v, str) else str(v)
         full.update(env or {})
         path = os.path.join(agent_dir or str(REPO / "ocf"), type_)
         return self.run([path, action], env=full, timeout=timeout)
@@ -352,9 +357,9 @@ class Guest:
         if not self.alive:
             return
         self._seq += 1
-        tmp = self.ctl / (".req-%06d.tmp" % self._seq)
+        tmp = self.ctl / f".req-{self._seq:06d}.tmp"
         tmp.write_text(json.dumps({"kind": "poweroff"}))
-        tmp.rename(self.ctl / ("req-%06d.json" % self._seq))
+        tmp.rename(self.ctl / f"req-{self._seq:06d}.json")
 
     def wait_stopped(self, timeout: float) -> int | None:
         if self.proc is None:
@@ -406,13 +411,13 @@ class Lab:
             ["unshare", "--net", "--", "/bin/sh", "-c",
              "ip link set lo up && echo up && exec sleep infinity"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, start_new_session=True,
-            preexec_fn=_die_with_parent)
+            preexec_fn=_die_with_parent)  # noqa: PLW1509 (only prctl; see _die_with_parent)
         assert self._holder.stdout is not None
         line = self._holder.stdout.readline()
         if line.strip() != b"up":
             self.close()
             raise LabError("could not create the lab network namespace")
-        self.netns = "/proc/%d/ns/net" % self._holder.pid
+        self.netns = f"/proc/{self._holder.pid}/ns/net"
         self.netns_inode = _ns_inode(self._holder.pid, "net")
 
     def __enter__(self) -> Lab:
@@ -427,11 +432,12 @@ class Lab:
                         stdin: IO[bytes] | int | None = subprocess.DEVNULL,
                         ) -> subprocess.Popen[bytes]:
         """Start argv in the lab netns, in a PID namespace of its own that dies with it."""
-        full = ["nsenter", "--net=%s" % self.netns, "unshare", "--pid", "--mount", "--fork",
+        full = ["nsenter", f"--net={self.netns}", "unshare", "--pid", "--mount", "--fork",
                 "--kill-child", "--mount-proc", "--", *argv]
         env = dict(os.environ, TMPDIR=str(self.workdir / "tmp"))
         return subprocess.Popen(full, stdin=stdin, stdout=stdout, stderr=stderr, env=env,
-                                start_new_session=True, preexec_fn=_die_with_parent)
+                                start_new_session=True,
+                                preexec_fn=_die_with_parent)  # noqa: PLW1509
 
     def host_popen(self, argv: Sequence[str], **kw: Any) -> subprocess.Popen[bytes]:
         """Start a host-side helper that can reach the guests (lab netns); stopped on close.
@@ -459,10 +465,10 @@ class Lab:
                       err.decode(errors="replace"), time.monotonic() - t0, timed_out)
 
     def _ns_exec(self, script: str) -> None:
-        r = subprocess.run(["nsenter", "--net=%s" % self.netns, "/bin/sh", "-ec", script],
+        r = subprocess.run(["nsenter", f"--net={self.netns}", "/bin/sh", "-ec", script],
                            capture_output=True, text=True, check=False)
         if r.returncode:
-            raise LabError("lab netns setup failed: %s\n%s" % (script, r.stderr))
+            raise LabError(f"lab netns setup failed: {script}\n{r.stderr}")
 
     # -- networks and guests ----------------------------------------------
     def network(self, name: str = "lan", prefix: str | None = None) -> Network:
@@ -470,17 +476,15 @@ class Lab:
         for n in self._nets:
             if n.name == name:
                 return n
-        net = Network(name, "lb%d" % len(self._nets),
-                      prefix or "192.168.%d" % (77 + len(self._nets)))
-        self._ns_exec("ip link add %s type bridge forward_delay 0 stp_state 0; "
-                      "ip addr add %s/24 dev %s; ip link set %s up"
-                      % (net.bridge, net.host_ip, net.bridge, net.bridge))
+        net = Network(name, f"lb{len(self._nets)}",
+                      prefix or f"192.168.{77 + len(self._nets)}")
+        self._ns_exec(f"ip link add {net.bridge} type bridge forward_delay 0 stp_state 0; "
+                      f"ip addr add {net.host_ip}/24 dev {net.bridge}; ip link set {net.bridge} up")
         self._nets.append(net)
         return net
 
     def _add_tap(self, net: Network, tap: str) -> str:
-        self._ns_exec("ip tuntap add dev %s mode tap; ip link set %s master %s up"
-                      % (tap, tap, net.bridge))
+        self._ns_exec(f"ip tuntap add dev {tap} mode tap; ip link set {tap} master {net.bridge} up")
         return tap
 
     def guest(self, name: str, *, mem: str = "256M", disks: Iterable[str] = (),
@@ -498,7 +502,7 @@ class Lab:
         gdir.mkdir()
         paths = []
         for i, size in enumerate(disks):
-            p = gdir / ("disk%d.img" % i)
+            p = gdir / f"disk{i}.img"
             subprocess.run(["truncate", "-s", size, str(p)], check=True)
             paths.append(p)
         g = Guest(self, name, idx, mem, cpu if cpu is not None else self.cpus[idx % len(self.cpus)],
@@ -553,7 +557,7 @@ class Lab:
             else:
                 shutil.rmtree(self.workdir, ignore_errors=True)
             if left:
-                raise LabError("lab processes survived teardown: %s" % left)
+                raise LabError(f"lab processes survived teardown: {left}")
 
     def _wait_gone(self, timeout: float) -> list[int]:
         deadline = time.monotonic() + timeout
@@ -590,7 +594,7 @@ def host_snapshot() -> dict[str, Any]:
         if ino:
             netns.add(ino)
         try:
-            cmd = Path("/proc/%d/cmdline" % p).read_bytes().split(b"\0")
+            cmd = Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
         if any(a.startswith(b"umid=lab-") for a in cmd):
@@ -614,7 +618,7 @@ def hash_tree(root: str) -> dict[str, str]:
                     with open(p, "rb") as f:
                         out[p] = hashlib.sha256(f.read()).hexdigest()
             except OSError as e:
-                out[p] = "error: %s" % e.strerror
+                out[p] = f"error: {e.strerror}"
         for name in dirs:
             p = os.path.join(dirpath, name)
             if os.path.islink(p):
@@ -658,19 +662,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _cli_run(args: argparse.Namespace, cmd: list[str]) -> int:
     rc = 0
     with Lab(results=args.results, keep=bool(args.results)) as lab:
-        print("lab: workdir %s" % lab.workdir, flush=True)
+        print(f"lab: workdir {lab.workdir}", flush=True)
         net = lab.network() if args.net else None
         guests = lab.boot(*[
-            {"name": "node%d" % i, "mem": args.mem, "disks": args.disk,
+            {"name": f"node{i}", "mem": args.mem, "disks": args.disk,
              "nics": [(net, i)] if net else []} for i in range(1, args.guests + 1)])
         for g in guests:
-            print("lab: %s ready in %.2fs (guest uptime %.2fs)"
-                  % (g.name, g.boot_seconds, g.guest_uptime_at_ready), flush=True)
+            print(f"lab: {g.name} ready in {g.boot_seconds:.2f}s"
+                  f" (guest uptime {g.guest_uptime_at_ready:.2f}s)", flush=True)
         for g in guests:
             r = g.run(cmd, timeout=args.timeout)
             sys.stdout.write(r.stdout)
             sys.stderr.write(r.stderr)
-            print("lab: %s rc=%s in %.2fs" % (g.name, r.rc, r.duration), flush=True)
+            print(f"lab: {g.name} rc={r.rc} in {r.duration:.2f}s", flush=True)
             if not r.ok and not rc:
                 rc = r.rc if r.rc > 0 else 1
     return rc

@@ -38,7 +38,7 @@ def test_many_commands_on_one_boot_are_cheap(guest: Guest) -> None:
     for _ in range(20):
         guest.run(["true"], check=True)
     per = (time.monotonic() - t0) / 20
-    assert per < 0.5, "round trip %.3fs" % per
+    assert per < 0.5, f"round trip {per:.3f}s"
 
 
 def test_repo_is_visible_read_only_and_lsaa_imports(guest: Guest) -> None:
@@ -50,16 +50,16 @@ def test_repo_is_visible_read_only_and_lsaa_imports(guest: Guest) -> None:
 
 
 def test_guest_writes_stay_in_the_guest_except_the_share(guest: Guest) -> None:
-    probe = "/etc/lsaa-lab-probe-%d" % os.getpid()
-    guest.run(["sh", "-c", "echo x > %s && cat %s" % (probe, probe)], check=True)
+    probe = f"/etc/lsaa-lab-probe-{os.getpid()}"
+    guest.run(["sh", "-c", f"echo x > {probe} && cat {probe}"], check=True)
     assert not os.path.exists(probe)
-    guest.run(["sh", "-c", "echo result > %s/out.txt" % guest.share], check=True)
+    guest.run(["sh", "-c", f"echo result > {guest.share}/out.txt"], check=True)
     assert (guest.share / "out.txt").read_text() == "result\n"
 
 
 def test_kernel_modules_load(guest: Guest) -> None:
     mods = ["ip_vs", "drbd", "dm_mod", "target_core_mod", "iscsi_tcp"]
-    guest.run(["sh", "-c", "for m in %s; do modprobe $m || exit 1; done" % " ".join(mods)],
+    guest.run(["sh", "-c", "for m in {}; do modprobe $m || exit 1; done".format(" ".join(mods))],
               check=True)
     loaded = guest.run(["cat", "/proc/modules"]).stdout
     for m in mods:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def assert_same_host_state(before: dict[str, Any], after: dict[str, Any]) -> None:
     for key in ("mounts", "loops", "netns", "uml_pids", "labdirs"):
-        assert after[key] == before[key], "%s changed: %s -> %s" % (key, before[key], after[key])
+        assert after[key] == before[key], f"{key} changed: {before[key]} -> {after[key]}"
 
 
 def settled_snapshot() -> dict[str, Any]:

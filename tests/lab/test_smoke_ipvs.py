@@ -14,29 +14,29 @@ if TYPE_CHECKING:
     from .labctl import Lab
 
 VIP = "192.168.77.100"
-CLIENT = """
+CLIENT = f"""
 import urllib.request
 for _ in range(3):
-    print(urllib.request.urlopen("http://%s/who.txt", timeout=10).read().decode().strip())
-""" % VIP
+    print(urllib.request.urlopen("http://{VIP}/who.txt", timeout=10).read().decode().strip())
+"""
 
 
 def test_nat_vip_carries_real_http_traffic(lab: Lab) -> None:
     front, back = lab.network("front"), lab.network("back")
     director, real = lab.boot({"name": "node1", "nics": [(front, 1), (back, 1)]},
                               {"name": "node2", "nics": [(back, 2)]})
-    real.sh("ip route add default via %s\n"
-            "mkdir -p /tmp/www && echo served-by-node2 > /tmp/www/who.txt" % back.addr(1))
+    real.sh(f"ip route add default via {back.addr(1)}\n"
+            "mkdir -p /tmp/www && echo served-by-node2 > /tmp/www/who.txt")
     real.spawn(["python3", "-m", "http.server", "8080", "--bind", real.ip(), "--directory",
                 "/tmp/www"])
     director.sh(
         "modprobe ip_vs; modprobe ip_vs_rr\n"
         "sysctl -qw net.ipv4.ip_forward=1\n"
-        "ip addr add %s/24 dev eth0\n"
-        "ipvsadm -A -t %s:80 -s rr\n"
-        "ipvsadm -a -t %s:80 -r %s:8080 -m\n" % (VIP, VIP, VIP, real.ip()), check=True)
+        f"ip addr add {VIP}/24 dev eth0\n"
+        f"ipvsadm -A -t {VIP}:80 -s rr\n"
+        f"ipvsadm -a -t {VIP}:80 -r {real.ip()}:8080 -m\n", check=True)
     wait_until(lambda: director.run(["python3", "-c", "import socket; socket.create_connection("
-                                     "('%s', 8080), 1)" % real.ip()]).ok, 30, "real server up")
+                                     f"('{real.ip()}', 8080), 1)"]).ok, 30, "real server up")
 
     r = lab.host_run(["python3", "-c", CLIENT], timeout=60)
     assert r.ok, r.stderr
@@ -45,5 +45,5 @@ def test_nat_vip_carries_real_http_traffic(lab: Lab) -> None:
     # One connection entry per request (TIME_WAIT after the close).  The --stats
     # counters would lag: the kernel sums them in its 2 s rate estimator.
     conns = director.run(["ipvsadm", "-Lnc"], check=True).stdout.splitlines()
-    through_vip = [c for c in conns if "%s:80" % VIP in c and "%s:8080" % real.ip() in c]
+    through_vip = [c for c in conns if f"{VIP}:80" in c and f"{real.ip()}:8080" in c]
     assert len(through_vip) >= 3, conns

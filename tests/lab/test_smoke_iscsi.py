@@ -14,15 +14,15 @@ INI = "iqn.2024-01.lsaa.lab:node2"
 USER, PASSWORD = "labuser", "labsecret123"
 SIZE_MB = 4
 
-TARGETCLI = """\
+TARGETCLI = f"""\
 /backstores/fileio create name=disk0 file_or_dev=/tmp/lio-disk0.img size=64M
-/iscsi create {iqn}
-/iscsi/{iqn}/tpg1/luns create /backstores/fileio/disk0
-/iscsi/{iqn}/tpg1/acls create {ini}
-/iscsi/{iqn}/tpg1/acls/{ini} set auth userid={user} password={password}
-/iscsi/{iqn}/tpg1 set attribute authentication=1
+/iscsi create {IQN}
+/iscsi/{IQN}/tpg1/luns create /backstores/fileio/disk0
+/iscsi/{IQN}/tpg1/acls create {INI}
+/iscsi/{IQN}/tpg1/acls/{INI} set auth userid={USER} password={PASSWORD}
+/iscsi/{IQN}/tpg1 set attribute authentication=1
 exit
-""".format(iqn=IQN, ini=INI, user=USER, password=PASSWORD)
+"""
 
 
 def setup_target(g: Guest) -> None:
@@ -38,7 +38,7 @@ def setup_target(g: Guest) -> None:
 
 def setup_initiator(g: Guest) -> None:
     g.sh("modprobe iscsi_tcp; modprobe sd_mod\n"
-         "echo InitiatorName=%s > /etc/iscsi/initiatorname.iscsi" % INI, check=True)
+         f"echo InitiatorName={INI} > /etc/iscsi/initiatorname.iscsi", check=True)
     g.spawn(["iscsid", "-f"])
     wait_until(lambda: g.run(["iscsiadm", "-m", "session"]).rc in (0, 21), 30, "iscsid")
 
@@ -67,14 +67,14 @@ def test_chap_login_and_data_round_trip(guest_pair: tuple[Guest, Guest]) -> None
     wait_until(lambda: ini.run(["test", "-b", "/dev/sda"]).ok, 30, "/dev/sda")
 
     written = ini.sh(
-        "head -c %dM /dev/urandom > /tmp/data\n"
+        f"head -c {SIZE_MB}M /dev/urandom > /tmp/data\n"
         "dd if=/tmp/data of=/dev/sda bs=1M oflag=direct status=none\n"
-        "md5sum < /tmp/data" % SIZE_MB, check=True).stdout.split()[0]
-    read = ini.sh("dd if=/dev/sda bs=1M count=%d iflag=direct status=none | md5sum" % SIZE_MB,
+        "md5sum < /tmp/data", check=True).stdout.split()[0]
+    read = ini.sh(f"dd if=/dev/sda bs=1M count={SIZE_MB} iflag=direct status=none | md5sum",
                   check=True).stdout.split()[0]
     assert read == written
     ini.run(["iscsiadm", "-m", "node", "-T", IQN, "-p", tip, "--logout"], check=True)
     # and it really landed in the target's backing file
-    on_target = target.sh("head -c %dM /tmp/lio-disk0.img | md5sum" % SIZE_MB,
+    on_target = target.sh(f"head -c {SIZE_MB}M /tmp/lio-disk0.img | md5sum",
                           check=True).stdout.split()[0]
     assert on_target == written

@@ -11,5 +11,5 @@ def wait_until(pred: Callable[[], bool], timeout: float, what: str, step: float 
     deadline = time.monotonic() + timeout
     while not pred():
         if time.monotonic() > deadline:
-            raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(step)

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
 POLL_BUSY = 0.005
 POLL_IDLE = 0.03
@@ -48,22 +49,22 @@ def uptime() -> float:
         return float(f.read().split()[0])
 
 
-def put(ctl: str, name: str, data: dict) -> None:
+def put(ctl: str, name: str, data: dict[str, Any]) -> None:
     """Write ``ctl/name`` atomically (the host polls for the final name)."""
-    tmp = os.path.join(ctl, ".%s.tmp" % name)
+    tmp = os.path.join(ctl, f".{name}.tmp")
     with open(tmp, "w") as f:
         json.dump(data, f)
     os.rename(tmp, os.path.join(ctl, name))
 
 
-def child_env(extra: dict | None) -> dict:
+def child_env(extra: dict[str, str] | None) -> dict[str, str]:
     env = dict(BASE_ENV)
     env["LAB_SHARE"] = os.environ.get("LAB_SHARE", "")
     env.update(extra or {})
     return env
 
 
-def do_run(req: dict) -> dict:
+def do_run(req: dict[str, Any]) -> dict[str, Any]:
     t0 = time.monotonic()
     data = req.get("input")
     try:
@@ -77,7 +78,8 @@ def do_run(req: dict) -> dict:
             start_new_session=True,  # so a timeout kills the whole command tree
         )
     except OSError as e:
-        return {"rc": 127, "stdout": "", "stderr": "lab: cannot run %r: %s\n" % (req["argv"], e),
+        msg = "lab: cannot run {!r}: {}\n".format(req["argv"], e)
+        return {"rc": 127, "stdout": "", "stderr": msg,
                 "duration": 0.0, "timed_out": False}
     timed_out = False
     try:
@@ -99,7 +101,7 @@ def do_run(req: dict) -> dict:
     }
 
 
-def do_spawn(req: dict) -> dict:
+def do_spawn(req: dict[str, Any]) -> dict[str, Any]:
     log = req.get("log") or "/dev/null"
     with open(log, "ab") as out:
         proc = subprocess.Popen(
@@ -109,7 +111,7 @@ def do_spawn(req: dict) -> dict:
     return {"pid": proc.pid}
 
 
-def handle(ctl: str, rid: str, req: dict, stop: threading.Event) -> None:
+def handle(ctl: str, rid: str, req: dict[str, Any], stop: threading.Event) -> None:
     kind = req.get("kind")
     try:
         if kind == "run":
@@ -120,10 +122,10 @@ def handle(ctl: str, rid: str, req: dict, stop: threading.Event) -> None:
             resp = {"ok": True}
             stop.set()
         else:
-            resp = {"error": "unknown request kind %r" % kind}
+            resp = {"error": f"unknown request kind {kind!r}"}
     except Exception as e:  # the host must get an answer, whatever went wrong
-        resp = {"error": "%s: %s" % (type(e).__name__, e)}
-    put(ctl, "resp-%s.json" % rid, resp)
+        resp = {"error": f"{type(e).__name__}: {e}"}
+    put(ctl, f"resp-{rid}.json", resp)
 
 
 def serve(ctl: str) -> None:
@@ -182,5 +184,5 @@ if __name__ == "__main__":
         main()
     except Exception as e:
         # PID 1 must never exit (the kernel panics); power off and say why.
-        sys.stderr.write("LAB-SERVER: %s: %s\n" % (type(e).__name__, e))
+        sys.stderr.write(f"LAB-SERVER: {type(e).__name__}: {e}\n")
         os.execv("/bin/busybox", ["busybox", "poweroff", "-f"])
