@@ -198,8 +198,12 @@ def render_ocf(agent_type: str, spec: AgentSpec) -> str:
 
 
 def _opt(spec: Any, name: str, default: Any = None) -> Any:
-    """An attribute of the fence spec, tolerating older or partial shapes."""
-    return getattr(spec, name, default)
+    """An attribute of the fence spec, tolerating older or partial shapes.
+
+    A method (the fence Option's ``getopt()``) is called without arguments.
+    """
+    value = getattr(spec, name, default)
+    return value() if callable(value) else value
 
 
 def _fence_options(options: Sequence[Any]) -> list[str]:
@@ -218,6 +222,9 @@ def _fence_options(options: Sequence[Any]) -> list[str]:
             out.append(escape(short.rstrip(".") + "."))
         if long_ and long_ != short:
             out += [".br", escape(long_)]
+        choices = list(_opt(o, "choices", ()) or ())
+        if choices:
+            out += [".br", "Allowed values: " + ", ".join(_bold(str(c)) for c in choices) + "."]
         facts = [f"stdin name {oname}"]
         aliases = list(_opt(o, "aliases", ()) or ())
         if aliases:
