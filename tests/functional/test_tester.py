@@ -140,6 +140,24 @@ def test_exit_reason_details_name_the_problem(world: Path) -> None:
     assert long is not None and "168 characters" in long.detail
 
 
+def test_hostile_values_catch_shell_injection(world: Path) -> None:
+    report = ocf_fixture(world, "eval_injection", hostile=True)
+    assert "invalid-config.hostile.injection" in report.failed_names(), report.render()
+    # The normal sequence is fine: only the hostile case exposes the eval.
+    assert all(name.startswith("invalid-config.hostile.") for name in report.failed_names())
+
+
+def test_custom_invalid_config_finds_dummys_missing_reason(world: Path) -> None:
+    # A real finding: Dummy's start fails with touch's rc 1 and no exit reason
+    # when the state directory is missing (validate-all does give one).
+    report = run_ocf_checks(DUMMY, {"state": str(world / "state" / "d-inv.state")}, timeout=10,
+                            invalid={"state": "/nonexistent/dir/state"})
+    assert report.status_of("invalid-config.custom.stop") == PASS
+    assert report.status_of("invalid-config.custom.probe") == PASS
+    assert report.status_of("invalid-config.custom.validate-all.exit-reason") == PASS
+    assert report.failed_names() == ["invalid-config.custom.start.exit-reason"]
+
+
 def test_hang_that_ignores_its_timeout_is_killed_and_fails(world: Path) -> None:
     report = ocf_fixture(world, "hang_ignores_timeout", hang_commands=["lsaa-fixture-tool"],
                          hang_timeout_ms=1500)

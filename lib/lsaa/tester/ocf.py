@@ -52,6 +52,8 @@ RC_NAMES = {
 DEFAULT_RECURRING_MS = 10000
 UNKNOWN_ACTION = "lsaa-tester-no-such-action"
 HANG_STUB = "lsaa-tester-hang"
+# Actions that must never be advertised (ocf-contract §3).
+PSEUDO_ACTIONS = ("usage", "help", "methods")
 
 
 def rc_name(rc: int) -> str:
@@ -227,6 +229,11 @@ def _load_metadata(s: _Session) -> None:
     if missing:
         report.add("meta-data.required-params", WARN,
                    "required parameter(s) not given with -o: " + ", ".join(missing))
+    listed = [a.name for a in s.meta.actions if a.name in PSEUDO_ACTIONS]
+    if listed:
+        # pcs copies every advertised action into the CIB as an operation.
+        report.add("meta-data.actions", WARN, "advertises " + ", ".join(sorted(set(listed)))
+                   + "; pcs would create CIB operations for them")
     promote, demote = s.meta.has_action("promote"), s.meta.has_action("demote")
     if promote != demote:
         report.add("meta-data.promotable", WARN, "advertises only one of promote/demote; "
