@@ -737,8 +737,7 @@ class Cluster:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python3 -m tests.cluster.cluster {status|teardown} RUN_DIR``: inspect or stop a kept
-    cluster."""
+    """``python3 -m tests.cluster {status|teardown} RUN_DIR``: inspect or stop a kept cluster."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2 or args[0] not in ("status", "teardown"):
         print(main.__doc__, file=sys.stderr)
@@ -751,7 +750,3 @@ def main(argv: list[str] | None = None) -> int:
     for item in left:
         print(f"left behind: {item}", file=sys.stderr)
     return 1 if left else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
