@@ -1,0 +1,1 @@
+"""Shared pytest configuration: markers are declared in setup.cfg."""
