@@ -343,7 +343,9 @@ def _invalid_case(s: _Session, label: str, params: Mapping[str, str], strict: bo
             s.report.add(name, FAIL if strict else WARN,
                          f"rc={rc_name(result.rc)}: the invalid configuration was accepted")
             if action == "start":
-                s.run("stop")  # with the good parameters
+                # Undo it both ways: the invalid values may name another instance.
+                s.run("stop", params=params)
+                s.run("stop")
         else:
             s.report.add(name, PASS, f"rc={rc_name(result.rc)}")
             s.judge_reason(name, action, result)
