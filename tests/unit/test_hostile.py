@@ -81,9 +81,10 @@ def test_fence_framework_never_breaks_the_contract(tmp_path_factory, pairs, nois
     state.mkdir(exist_ok=True)
     (state / "n1").write_text("on\n")
     lines = []
-    for k, v in pairs:
+    for k, value in pairs:
+        v = value
         if k == "delay" or k.endswith("timeout") or k == "power_wait":
-            v = v[:1]
+            v = value[:1]
             if v.isdigit():
                 v = "0." + v  # keep waits under a second: the run stays fast
         lines.append(f"{k}={v}")
