@@ -77,5 +77,10 @@ rpm:
 	$(RPMBUILD) -ba rpm/lsaa.spec
 	rpmlint -c rpm/lsaa-rpmlint.toml -r rpm/lsaa.rpmlintrc $(RPM_TOP)/RPMS/noarch/*.rpm $(RPM_TOP)/SRPMS/*.src.rpm rpm/lsaa.spec
 
+# The README's first command: a 2-node cluster in namespaces and a failover (about 30 s).
+# KEEP=1 leaves it running; `python3 demo/demo.py --teardown` stops it.
+demo:
+	$(SYSPY) demo/demo.py $(if $(KEEP),--keep)
+
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache

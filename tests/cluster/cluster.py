@@ -11,6 +11,7 @@ Layout (everything under one run directory, nothing in the host's cluster paths)
                    var-lib-pacemaker ... /var/lib/pacemaker     (the CIB survives a kill)
                    log-pacemaker     ... /var/log/pacemaker     (pacemaker.log)
                    var-lib-pcsd      ... /var/lib/pcsd
+                   init.json         what the namespace init sets up (nsinit.py)
                    init.out          the namespace init's output
 
 A node is a process tree under ``unshare --mount --uts --ipc --net --pid --fork``, whose PID 1
@@ -447,14 +448,15 @@ def _start_namespaces(base: Path, hostname: str, binds: list[tuple[str, str]],
     ready = base / "init.ready"
     with contextlib.suppress(FileNotFoundError):
         ready.unlink()
-    spec = json.dumps({"hostname": hostname, "binds": binds, "ready": str(ready)})
+    spec = base / "init.json"  # a file rather than argv keeps `ps` readable
+    spec.write_text(json.dumps({"hostname": hostname, "binds": binds, "ready": str(ready)}))
     with open(base / "init.out", "ab") as out:
         # start_new_session: a Ctrl-C in the test runner's terminal must not reach the node
         # (the runner's own teardown stops it).  --kill-child: if unshare itself is killed,
         # the node dies with it rather than becoming invisible to us.
         proc = subprocess.Popen(
             ["unshare", "--mount", "--uts", "--ipc", "--net", "--pid", "--fork",
-             "--mount-proc", "--kill-child", "--", PYTHON, "-I", str(NSINIT), spec],
+             "--mount-proc", "--kill-child", "--", PYTHON, "-I", str(NSINIT), str(spec)],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=CLEAN_ENV, cwd="/",
             start_new_session=True)
 

@@ -1,7 +1,7 @@
 """PID 1 of a test node's namespaces: prepare the node's view of the file system, then reap.
 
 Run by ``unshare --mount --uts --ipc --net --pid --fork --mount-proc`` (see cluster.py) as
-``/usr/bin/python3 -I nsinit.py SPEC_JSON``, where the JSON object holds:
+``/usr/bin/python3 -I nsinit.py SPEC.json``, where the JSON file holds an object with:
 
 - ``hostname``: the node's name (UTS namespace);
 - ``binds``: ``[[source, target], ...]`` host directories bind-mounted over system paths
@@ -52,7 +52,8 @@ def _prepare(spec: dict) -> None:  # type: ignore[type-arg]
 
 
 def main() -> None:
-    spec = json.loads(sys.argv[1])
+    with open(sys.argv[1], encoding="utf-8") as f:
+        spec = json.load(f)
     _prepare(spec)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
