@@ -13,6 +13,21 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 
+MASK = "******"
+
+
+def mask(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every non-empty secret replaced by a fixed mask.
+
+    Applied to every log line, exit reason and error message that could carry
+    a password (DESIGN principle 7).
+    """
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    return text
+
+
 class AgentError(Exception):
     """An action failed; ``reason`` is one line an administrator can act on."""
 

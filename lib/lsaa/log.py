@@ -19,7 +19,7 @@ import os
 import sys
 import time
 
-from lsaa.run import mask
+from lsaa.errors import mask
 
 TYPE_CHECKING = False  # see lsaa.errors
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ import os
 import time
 
 from lsaa.deadline import Deadline
-from lsaa.errors import CommandError, DeadlineExceeded, NotInstalledError
+from lsaa.errors import CommandError, DeadlineExceeded, NotInstalledError, mask
 
 TYPE_CHECKING = False  # typing costs ~4 ms at import; see lsaa.errors
 if TYPE_CHECKING:
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from lsaa.log import Log
 
 PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
-MASK = "******"
 
 
 class CommandTimeout(DeadlineExceeded):
@@ -52,14 +51,6 @@ class Result:
 
     def __repr__(self) -> str:
         return f"Result(argv={self.argv!r}, rc={self.rc})"
-
-
-def mask(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every non-empty secret replaced by a fixed mask."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
-    return text
 
 
 def _last_line(text: str) -> str:

@@ -26,13 +26,12 @@ import sys
 import time
 
 from lsaa.deadline import AlarmExpired, Deadline, arm_alarm, disarm_alarm
-from lsaa.errors import AgentError
+from lsaa.errors import AgentError, mask
 from lsaa.fencing import EC_ERROR, EC_OK, EC_STATUS_OFF
 from lsaa.fencing.errors import FenceError, TransientFenceError
 from lsaa.fencing.options import UsageError, parse_argv, parse_stdin, typed
 from lsaa.fencing.power import OFF, ON
 from lsaa.fencing.spec import ACTION_ALIASES
-from lsaa.run import mask
 
 TYPE_CHECKING = False  # see lsaa.errors
 if TYPE_CHECKING:

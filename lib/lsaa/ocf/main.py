@@ -29,6 +29,7 @@ from lsaa.errors import (
     DeadlineExceeded,
     LocalConfigError,
     NotInstalledError,
+    mask,
 )
 from lsaa.ocf import (
     OCF_ERR_CONFIGURED,
@@ -38,7 +39,6 @@ from lsaa.ocf import (
     OCF_SUCCESS,
 )
 from lsaa.ocf.agent import Context
-from lsaa.run import mask
 
 TYPE_CHECKING = False  # see lsaa.errors
 if TYPE_CHECKING:
