@@ -14,8 +14,10 @@ Rules this backend keeps (fence-contract.md §10):
   administrator opted in with ``missing_as_off``; a dead or lost connection is
   a TransientFenceError (retried by the framework), never "no such domain":
   the two are told apart by ``get_error_code()``;
-* a transient domain that disappears right after *our own* successful destroy
-  is off (libvirt removes transient domains when they stop);
+* a domain that disappears after *our own* successful destroy is off
+  (libvirt removes transient domains when they stop; a persistent one may be
+  undefined meanwhile): destroy returned only once QEMU was gone.  A domain
+  that disappears *before* we destroyed it is an error (it may have migrated);
 * libvirt's error handler is replaced by a no-op before connecting, so
   libvirt prints nothing on stderr (each stderr line is a WARNING in
   Pacemaker's log); errors are reported once, by the framework;
@@ -179,9 +181,13 @@ class LibvirtBackend(PowerBackend):
         worker.join(limit)
         if worker.is_alive():
             self.stuck = True
+            self._drop()
             raise TransientFenceError(f"{what}: no answer from libvirt within {limit:.1f}s")
         if "error" in box:
-            raise self.classify(what, box["error"]) from None
+            err = self.classify(what, box["error"])
+            if isinstance(err, TransientFenceError) and fn is not self.lib.openAuth:
+                self._drop()
+            raise err from None
         return box.get("value")
 
     def classify(self, what: str, e: BaseException) -> FenceError:
@@ -193,15 +199,19 @@ class LibvirtBackend(PowerBackend):
         code = e.get_error_code()
         message = " ".join(str(e.get_error_message() or e).split())[:300]
         err: FenceError
+
+        def said(kind: str) -> str:  # libvirt's message often starts with the kind already
+            return message if message.lower().startswith(kind) else f"{kind}: {message}"
+
         if code == ERR_NO_DOMAIN:
             err = UnknownTarget(f"{what}: no such domain ({message})")
         elif code == ERR_OPERATION_INVALID:
-            err = FenceError(f"{what}: operation invalid: {message}")
+            err = FenceError(f"{what}: {message}")
         elif code in PERMANENT_ERRORS:
-            err = FenceError(f"{what}: {PERMANENT_ERRORS[code]}: {message}")
+            err = FenceError(f"{what}: {said(PERMANENT_ERRORS[code])}")
         else:
-            name = ERR_NAMES.get(code, f"libvirt error {code}")
-            err = TransientFenceError(f"{what}: {name}: {message}")
+            kind = ERR_NAMES.get(code, f"libvirt error {code}")
+            err = TransientFenceError(f"{what}: {said(kind)}")
         err.libvirt_code = code  # type: ignore[attr-defined]
         return err
 
@@ -252,9 +262,17 @@ class LibvirtBackend(PowerBackend):
             self.stuck = False
 
     def _conn(self) -> Any:
+        """The connection, reopened if a transient failure dropped it (the
+        framework's read-back loop does not reconnect by itself)."""
         if self.conn is None:
-            raise TransientFenceError("not connected to libvirt")
+            self.connect()
         return self.conn
+
+    def _drop(self) -> None:
+        """Forget a connection that failed: the next call reconnects."""
+        if self.conn is not None:
+            self.log.debug("dropping the libvirt connection after a failure")
+            self.close()
 
     # --- domains --------------------------------------------------------------
 
@@ -304,7 +322,6 @@ class LibvirtBackend(PowerBackend):
         name = plug or ""
         dom = self.lookup(plug)
         if state == OFF:
-            persistent = self._persistent(dom)
             try:
                 # destroy, never shutdown: shutdown is an ACPI request a guest may ignore.
                 self.call(f"destroy {name}", dom.destroy, timeout=self.power_timeout)
@@ -315,8 +332,9 @@ class LibvirtBackend(PowerBackend):
                     raise
                 self.log.debug(f"destroy {name}: {e.reason}; reading the state back")
                 return
-            if not persistent:
-                self.destroyed[name] = str(dom.UUIDString())
+            # libvirt killed the QEMU process: if the domain disappears now
+            # (transient domains do when they stop), it is off.
+            self.destroyed[name] = str(dom.UUIDString())
             return
         try:
             self.call(f"start {name}", dom.create, timeout=self.power_timeout)
@@ -324,17 +342,12 @@ class LibvirtBackend(PowerBackend):
             raise
         except FenceError as e:
             if isinstance(e, UnknownTarget) and name in self.destroyed:
-                raise FenceError(f"domain {name} was transient and vanished when destroyed; "
-                                 "it cannot be started again") from None
+                raise FenceError(f"domain {name} vanished when destroyed (a transient "
+                                 "domain, or undefined meanwhile); it cannot be started "
+                                 "again") from None
             if not self._idempotent(e):
                 raise
             self.log.debug(f"start {name}: {e.reason}; reading the state back")
-
-    def _persistent(self, dom: Any) -> bool:
-        try:
-            return bool(self.call("read persistence", dom.isPersistent))
-        except UnknownTarget:
-            return False
 
     @staticmethod
     def _idempotent(e: FenceError) -> bool:
