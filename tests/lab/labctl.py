@@ -407,10 +407,12 @@ class Lab:
         self._nets: list[Network] = []
         self._host_procs: list[subprocess.Popen[bytes]] = []
         self._closed = False
+        # The holder keeps the netns alive.  It blocks on a pipe from us, so it also
+        # exits when we die; its argv names the work dir so leftovers are findable.
         self._holder: subprocess.Popen[bytes] | None = subprocess.Popen(
             ["unshare", "--net", "--", "/bin/sh", "-c",
-             "ip link set lo up && echo up && exec sleep infinity"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, start_new_session=True,
+             "ip link set lo up && echo up && read _", "lsaa-lab-holder", str(self.workdir)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
             preexec_fn=_die_with_parent)  # noqa: PLW1509 (only prctl; see _die_with_parent)
         assert self._holder.stdout is not None
         line = self._holder.stdout.readline()
@@ -546,8 +548,9 @@ class Lab:
                 if self._holder.poll() is None:
                     os.kill(self._holder.pid, signal.SIGKILL)
                 self._holder.wait()
-                if self._holder.stdout:
-                    self._holder.stdout.close()
+                for pipe in (self._holder.stdin, self._holder.stdout):
+                    if pipe:
+                        pipe.close()
             left = self._wait_gone(10)
             if self.keep:
                 # keep results and logs, but never the guest disks or RAM files
@@ -583,25 +586,35 @@ class Lab:
 # -- host state snapshots (used by the lab's own tests) -----------------------
 
 def host_snapshot() -> dict[str, Any]:
-    """What a lab must not leave behind: mounts, loop devices, netns, UML processes."""
+    """Global host state a lab must not change: mounts and loop devices.
+
+    (Network namespaces and processes are checked per lab with
+    :func:`processes_mentioning` and :func:`netns_holders`, because other work on
+    the same machine creates and removes its own at any time.)
+    """
     mounts = Path("/proc/self/mountinfo").read_text().splitlines()
-    loops = sorted(
-        str(p) for p in Path("/sys/block").glob("loop*/loop/backing_file"))
-    netns = set()
-    uml = []
+    loops = sorted(str(p) for p in Path("/sys/block").glob("loop*/loop/backing_file"))
+    return {"mounts": sorted(m.split()[4] for m in mounts), "loops": loops}
+
+
+def processes_mentioning(fragment: str) -> list[int]:
+    """PIDs whose command line contains ``fragment`` (e.g. a lab work dir)."""
+    out = []
+    needle = fragment.encode()
     for p in _all_pids():
-        ino = _ns_inode(p, "net")
-        if ino:
-            netns.add(ino)
+        if p == os.getpid():
+            continue
         try:
-            cmd = Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")
+            if needle in Path(f"/proc/{p}/cmdline").read_bytes():
+                out.append(p)
         except OSError:
             continue
-        if any(a.startswith(b"umid=lab-") for a in cmd):
-            uml.append(p)
-    return {"mounts": sorted(" ".join(m.split()[4:5]) for m in mounts), "loops": loops,
-            "netns": sorted(netns), "uml_pids": uml,
-            "labdirs": sorted(str(p) for p in Path(_pick_base()).glob("lsaa-lab-*"))}
+    return out
+
+
+def netns_holders(inode: str) -> list[int]:
+    """PIDs in network namespace ``inode`` (``net:[N]``): none once a lab is closed."""
+    return [p for p in _all_pids() if _ns_inode(p, "net") == inode]
 
 
 def hash_tree(root: str) -> dict[str, str]:

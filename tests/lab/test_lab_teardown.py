@@ -7,25 +7,42 @@ import signal
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .labctl import REPO, GuestDied, Lab, hash_tree, host_snapshot
+from .labctl import (
+    REPO,
+    GuestDied,
+    Lab,
+    _ns_inode,
+    hash_tree,
+    host_snapshot,
+    netns_holders,
+    processes_mentioning,
+)
 
-if TYPE_CHECKING:
-    from pathlib import Path
+
+def assert_nothing_left(before: dict[str, Any], workdir: Path, netns: str | None) -> None:
+    """No process, netns, mount, loop device or file of the lab in ``workdir`` remains."""
+    deadline = time.monotonic() + 10  # SIGKILLed processes need a moment to be reaped
+    while processes_mentioning(str(workdir)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_mentioning(str(workdir)) == []
+    if netns:
+        assert netns_holders(netns) == []
+    after = host_snapshot()
+    assert after["mounts"] == before["mounts"]
+    assert after["loops"] == before["loops"]
+    assert not workdir.exists() or list(workdir.iterdir()) == []
 
 
-def assert_same_host_state(before: dict[str, Any], after: dict[str, Any]) -> None:
-    for key in ("mounts", "loops", "netns", "uml_pids", "labdirs"):
-        assert after[key] == before[key], f"{key} changed: {before[key]} -> {after[key]}"
-
-
-def settled_snapshot() -> dict[str, Any]:
-    # netns inodes of exiting processes can linger for a moment after SIGKILL
-    time.sleep(0.2)
-    return host_snapshot()
+def holder_netns(base: Path) -> str | None:
+    for pid in processes_mentioning(str(base)):
+        if b"lsaa-lab-holder" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return _ns_inode(pid, "net")
+    return None
 
 
 def test_guest_killed_by_its_watchdog_mid_command_leaves_nothing(tmp_path: Path) -> None:
@@ -34,16 +51,15 @@ def test_guest_killed_by_its_watchdog_mid_command_leaves_nothing(tmp_path: Path)
         net = lab.network()
         g = lab.guest("node1", disks=["64M"], nics=[(net, 1)], lifetime=5).wait_ready()
         g.run(["modprobe", "drbd"], check=True)
-        assert before["netns"] != host_snapshot()["netns"]  # the lab made its own netns
+        assert lab.netns_inode and lab.netns_inode != _ns_inode(os.getpid(), "net")
+        assert g.proc is not None and netns_holders(lab.netns_inode)
         t0 = time.monotonic()
         with pytest.raises(GuestDied):
             g.run(["sleep", "60"], timeout=60)
         assert time.monotonic() - t0 < 15
-        assert g.proc is not None and g.proc.returncode != 0
-        workdir = lab.workdir
-    assert not workdir.exists()
+        assert g.proc.returncode != 0
     assert lab.leftover_pids() == [] and g.leftover_pids() == []
-    assert_same_host_state(before, settled_snapshot())
+    assert_nothing_left(before, lab.workdir, lab.netns_inode)
 
 
 def test_host_side_helpers_are_stopped_with_the_lab(tmp_path: Path) -> None:
@@ -52,27 +68,33 @@ def test_host_side_helpers_are_stopped_with_the_lab(tmp_path: Path) -> None:
         helper = lab.host_popen(["sh", "-c", "sleep 300 & sleep 300"])
         time.sleep(0.3)
         assert helper.poll() is None
+        assert len(netns_holders(str(lab.netns_inode))) >= 3  # holder, sh, sleeps
     assert helper.returncode is not None
-    assert_same_host_state(before, settled_snapshot())
+    assert_nothing_left(before, lab.workdir, lab.netns_inode)
+
+
+def run_cli_until_ready(base: Path, *args: str) -> tuple[subprocess.Popen[str], str | None]:
+    env = dict(os.environ, LAB_WORKDIR=str(base))
+    cli = subprocess.Popen([sys.executable, "-m", "tests.lab", *args], cwd=REPO, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert cli.stdout is not None
+    lines = []
+    for line in cli.stdout:
+        lines.append(line)
+        if "ready in" in line and ("node2" in line or "-n" not in args):
+            break
+    assert any("ready in" in x for x in lines), lines
+    return cli, holder_netns(base)
 
 
 def test_ctrl_c_of_the_cli_mid_run_leaves_nothing(tmp_path: Path) -> None:
     before = host_snapshot()
     base = tmp_path / "work"
     base.mkdir()
-    env = dict(os.environ, LAB_WORKDIR=str(base))
-    cli = subprocess.Popen(
-        [sys.executable, "-m", "tests.lab", "-n", "2", "--net", "--disk", "64M", "--",
-         "sleep", "120"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cli, netns = run_cli_until_ready(base, "-n", "2", "--net", "--disk", "64M", "--",
+                                     "sleep", "120")
     try:
-        assert cli.stdout is not None
-        lines = []
-        for line in cli.stdout:
-            lines.append(line)
-            if "node2 ready" in line:
-                break
-        assert any("node2 ready" in x for x in lines), lines
+        assert netns is not None
         time.sleep(0.5)  # node1 is now inside "sleep 120"
         cli.send_signal(signal.SIGINT)
         out = cli.communicate(timeout=60)[0]
@@ -82,8 +104,7 @@ def test_ctrl_c_of_the_cli_mid_run_leaves_nothing(tmp_path: Path) -> None:
             cli.wait()
     assert cli.returncode == 130, out
     assert "interrupted, everything torn down" in out
-    assert list(base.iterdir()) == []
-    assert_same_host_state(before, settled_snapshot())
+    assert_nothing_left(before, base, netns)
 
 
 def test_sigkill_of_the_driver_takes_the_guests_down(tmp_path: Path) -> None:
@@ -91,26 +112,20 @@ def test_sigkill_of_the_driver_takes_the_guests_down(tmp_path: Path) -> None:
     before = host_snapshot()
     base = tmp_path / "work"
     base.mkdir()
-    env = dict(os.environ, LAB_WORKDIR=str(base))
-    cli = subprocess.Popen(
-        [sys.executable, "-m", "tests.lab", "--net", "--", "sleep", "120"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert cli.stdout is not None
-    for line in cli.stdout:
-        if "ready" in line:
-            break
+    cli, netns = run_cli_until_ready(base, "--net", "--", "sleep", "120")
+    assert netns is not None
     cli.kill()
     cli.wait()
+    assert cli.stdout is not None
     cli.stdout.close()
+    # the work directory stays (no code ran to remove it): remove the files, then
+    # check that no process, netns or mount is left
     deadline = time.monotonic() + 15
-    while host_snapshot()["uml_pids"] and time.monotonic() < deadline:
+    while processes_mentioning(str(base)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    after = settled_snapshot()
-    assert after["uml_pids"] == []
-    assert after["netns"] == before["netns"]
-    # the work directory stays (no code ran to remove it); only files, no processes
     for d in base.iterdir():
         subprocess.run(["rm", "-rf", str(d)], check=True)
+    assert_nothing_left(before, base, netns)
 
 
 def test_host_etc_is_byte_identical_after_a_guest_rewrites_it(tmp_path: Path) -> None:
