@@ -29,7 +29,7 @@ lint:
 
 # Python 3.9 is RHEL 9's system Python: vermin proves no newer syntax or API is used.
 py39:
-	$(PYTHON) -m vermin --target=3.9- --violations --no-tips --eval-annotations --backport dataclasses -q lib ocf fence
+	.venv/bin/vermin --target=3.9- --violations --no-tips --eval-annotations --backport dataclasses -q lib ocf fence
 
 unit:
 	$(PYTEST) -q tests/unit

@@ -10,7 +10,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from timing import Cmd, Row, medians  # noqa: E402
+from timing import Cmd, Row, medians
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEARTBEAT = "/usr/lib/ocf/resource.d/heartbeat"

@@ -24,7 +24,8 @@ def print_table(rows: list[Row]) -> int:
     """Print rows; return how many missed their target."""
     missed = 0
     width = max([len(r.name) for r in rows] + [10])
-    print(f"{'benchmark':{width}}  {'lsaa':>9}  {'anchor':>9}  {'ratio':>6}  target  verdict  anchor")
+    print(f"{'benchmark':{width}}  {'lsaa':>9}  {'anchor':>9}  {'ratio':>6}  target  "
+          "verdict  anchor")
     for r in rows:
         verdict = "-"
         if r.target is not None:

@@ -13,13 +13,13 @@ import statistics
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 
 class Cmd(NamedTuple):
     argv: Sequence[str]
-    env: Optional[Mapping[str, str]] = None
-    stdin: Optional[bytes] = None
+    env: Mapping[str, str] | None = None
+    stdin: bytes | None = None
     ok: tuple[int, ...] = (0,)
 
 
@@ -30,7 +30,7 @@ class Row(NamedTuple):
     lsaa_s: float
     anchor_name: str
     anchor_s: float
-    target: Optional[float]  # the ratio lsaa/anchor must not exceed; None: shown only
+    target: float | None  # the ratio lsaa/anchor must not exceed; None: shown only
 
     @property
     def ratio(self) -> float:
