@@ -179,7 +179,8 @@ def run(keep: bool) -> int:
         say(f"A previous demo was kept in {RUN_DIR}: stopping it first")
         if teardown_kept() != 0:
             return 1
-    cluster = Cluster(NODES, run_dir=RUN_DIR, cluster_name="lsaa-demo", keep_dir=keep)
+    cluster = Cluster(NODES, run_dir=RUN_DIR, cluster_name="lsaa-demo", keep_dir=keep,
+                      die_with_parent=not keep)
     ok = False
     try:
         victim = cluster.node(configure(cluster))
@@ -190,6 +191,9 @@ def run(keep: bool) -> int:
     except ClusterError as e:
         say(f"FAILED: {e}")
         ok = False
+    except BaseException:  # Ctrl-C: nothing may stay behind
+        cluster.teardown(graceful=False)
+        raise
     if keep and ok:
         keep_instructions(cluster)
         return 0

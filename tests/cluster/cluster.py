@@ -289,7 +289,8 @@ class Node:
             raise ClusterError(f"{self.name} is already up")
         self.prepare()
         self.init_pid, self.init_start, self.unshare_pid, self._unshare = _start_namespaces(
-            self.dir, self.name, [(str(self.dir / d), t) for d, t in BINDS.items()])
+            self.dir, self.name, [(str(self.dir / d), t) for d, t in BINDS.items()],
+            self.cluster.die_with_parent)
         self.pidns = _ns_inode(self.init_pid, "pid")
         self.cluster.save()
         self.cluster.plug(self)
@@ -441,9 +442,14 @@ class Node:
 
 
 def _start_namespaces(base: Path, hostname: str, binds: list[tuple[str, str]],
+                      die_with_parent: bool,
                       ) -> tuple[int, int | None, int, subprocess.Popen[bytes]]:
     """Start ``nsinit.py`` as PID 1 of new namespaces; return (host PID of the init, its start
-    time, unshare's PID, unshare's Popen) once the init says it is ready."""
+    time, unshare's PID, unshare's Popen) once the init says it is ready.
+
+    ``die_with_parent``: if this process dies (a test runner killed with SIGKILL), unshare gets
+    SIGKILL and, through --kill-child, so does the init: no node outlives its driver.
+    """
     base.mkdir(parents=True, exist_ok=True)
     ready = base / "init.ready"
     with contextlib.suppress(FileNotFoundError):
@@ -454,8 +460,10 @@ def _start_namespaces(base: Path, hostname: str, binds: list[tuple[str, str]],
         # start_new_session: a Ctrl-C in the test runner's terminal must not reach the node
         # (the runner's own teardown stops it).  --kill-child: if unshare itself is killed,
         # the node dies with it rather than becoming invisible to us.
+        # setpriv sets the parent-death signal, then execs unshare (which keeps it)
+        pdeathsig = ["setpriv", "--pdeathsig", "KILL", "--"] if die_with_parent else []
         proc = subprocess.Popen(
-            ["unshare", "--mount", "--uts", "--ipc", "--net", "--pid", "--fork",
+            [*pdeathsig, "unshare", "--mount", "--uts", "--ipc", "--net", "--pid", "--fork",
              "--mount-proc", "--kill-child", "--", PYTHON, "-I", str(NSINIT), str(spec)],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=CLEAN_ENV, cwd="/",
             start_new_session=True)
@@ -496,11 +504,14 @@ class Cluster:
     :meth:`teardown` unless ``keep_dir``).  ``token_ms``: Corosync's token timeout, which
     with consensus (1.2 times the token) sets how fast a dead node is noticed; 1000 ms keeps
     tests quick on a loaded 2-CPU machine without false membership changes.
+    ``die_with_parent``: the nodes die with the process that booted them (the default, for
+    tests); False lets them outlive it (``make demo KEEP=1``).
     """
 
     def __init__(self, names: Iterable[str] = ("node1",), run_dir: str | Path | None = None,
                  cluster_name: str = "lsaa-test", token_ms: int = 1000,
-                 properties: dict[str, str] | None = None, keep_dir: bool = False) -> None:
+                 properties: dict[str, str] | None = None, keep_dir: bool = False,
+                 die_with_parent: bool = True) -> None:
         self.names = list(names)
         if not self.names or len(set(self.names)) != len(self.names):
             raise ValueError("node names must be unique and at least one")
@@ -513,6 +524,7 @@ class Cluster:
         self.properties = {"dc-deadtime": "2s", "stonith-enabled": "false",
                            **(properties or {})}
         self.keep_dir = keep_dir
+        self.die_with_parent = die_with_parent
         self.nodes = [Node(self, n, i + 1) for i, n in enumerate(self.names)]
         self.switch_pid: int | None = None
         self.switch_start: int | None = None
@@ -600,7 +612,8 @@ class Cluster:
         if self.switch_pid is not None:
             return
         (self.switch_pid, self.switch_start, self.switch_unshare_pid,
-         self._switch) = _start_namespaces(self.run_dir / "switch", "switch", [])
+         self._switch) = _start_namespaces(self.run_dir / "switch", "switch", [],
+                                           self.die_with_parent)
         self.switch_pidns = _ns_inode(self.switch_pid, "pid")
         self.save()
         self.switch_run(["ip", "link", "add", "br0", "type", "bridge"])

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.cluster import Cluster, Node
+from tests.cluster import Cluster, ClusterStatus, Node
 from tests.cluster.cluster import processes_in_pidns
 from tests.cluster.resources import Resources
 
@@ -207,3 +207,35 @@ def test_graceful_stop_stops_resources_and_leaves_nothing() -> None:
         left = cluster.teardown()
     assert left == []
     assert not cluster.run_dir.exists()
+
+
+def test_two_nodes_survivor_takes_over_after_power_cut() -> None:
+    """The driver's kill and boot against a promotable clone with a colocated resource: the
+    configuration of demo/cluster.pcs.sh (what `make demo` shows), asserted."""
+    script = Path(__file__).resolve().parents[2] / "demo" / "cluster.pcs.sh"
+    with Cluster(["node1", "node2"], cluster_name="lsaa-failover") as cluster:
+        n1 = cluster.nodes[0]
+        n1.run(["sh", str(script)])
+
+        def primary(st: ClusterStatus) -> str | None:
+            promoted = st.where("db", "Promoted")
+            if len(promoted) == 1 and st.where("app") == promoted \
+                    and st.where("db") == st.online:
+                return next(iter(promoted))
+            return None
+
+        victim = cluster.node(cluster.wait_for(primary, "db promoted, app with it", 60))
+        survivor = next(n for n in cluster.nodes if n is not victim)
+        victim.kill()
+        assert not victim.up
+        st = cluster.wait_for(lambda st: st if primary(st) == survivor.name else None,
+                              f"{survivor.name} to take over", 60, via=survivor)
+        assert st.offline == {victim.name}
+        assert dummy_state(survivor, "/run/lsaa-demo", "app").read_text() == "fake=v1\n"
+
+        victim.boot()  # a reboot: its CIB is kept, its /run (and resource state) is not
+        cluster.wait_online()
+        st = cluster.wait_for(lambda st: st if primary(st) else None,
+                              f"{victim.name} back with db running", 60, via=survivor)
+        assert st.where("db", "Unpromoted") == {victim.name}
+        assert st.fail_counts == {}, "a power cut is not a resource failure"
