@@ -654,6 +654,15 @@ class Cluster:
         """Poll the status (seen from ``via``) until ``predicate(status)`` is truthy."""
         return wait_until(lambda: predicate(self.status(via)), timeout, what, interval)
 
+    def wait_resource(self, rsc: str, nodes: Iterable[str], role: str | None = None,
+                      timeout: float = 60, via: Node | None = None) -> ClusterStatus:
+        """Wait until ``rsc`` is active (in ``role`` if given) on exactly ``nodes`` (an empty
+        iterable: stopped everywhere); return that status."""
+        want = set(nodes)
+        where = f"on {sorted(want)}" if want else "stopped"
+        return self.wait_for(lambda st: st if st.where(rsc, role) == want else None,
+                             f"{rsc} {role or 'active'} {where}", timeout, via)
+
     # -- persistence, so `demo.py --teardown` can find a kept cluster ---------------------
 
     def save(self) -> None:

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.cluster import Cluster, ClusterStatus, Node
+from tests.cluster import Cluster, ClusterStatus, CommandError, Node
 from tests.cluster.cluster import processes_in_pidns
 from tests.cluster.resources import Resources
 
@@ -109,10 +109,11 @@ def test_crm_resource_force_check_start_stop(pcmk_node: Node) -> None:
 # -- lifecycle under the cluster ----------------------------------------------------------------
 
 
-def test_create_starts_and_disable_stops(pcmk_node: Node, resources: Resources) -> None:
+def test_create_starts_and_disable_stops(pcmk_cluster: Cluster, pcmk_node: Node,
+                                        resources: Resources) -> None:
     resources.create("d1", "ocf:lsaa:dummy", "state_dir=/run/lsaa-d1",
                      "op", "monitor", "interval=2s")
-    resources.wait("d1 started", lambda st: st.where("d1") == {"node1"})
+    pcmk_cluster.wait_resource("d1", ["node1"])
     state = dummy_state(pcmk_node, "/run/lsaa-d1", "d1")
     assert state.read_text() == "fake=dummy\n"
     assert locate(pcmk_node, "d1") == "resource d1 is running on: node1"
@@ -121,7 +122,7 @@ def test_create_starts_and_disable_stops(pcmk_node: Node, resources: Resources) 
                          check=False).returncode == 0
 
     pcmk_node.run(["pcs", "resource", "disable", "d1"])
-    resources.wait("d1 stopped", lambda st: st.where("d1") == set())
+    pcmk_cluster.wait_resource("d1", [])
     assert not state.exists()
     assert "resource d1 is NOT running" in locate(pcmk_node, "d1")
 
@@ -239,3 +240,23 @@ def test_two_nodes_survivor_takes_over_after_power_cut() -> None:
                               f"{victim.name} back with db running", 60, via=survivor)
         assert st.where("db", "Unpromoted") == {victim.name}
         assert st.fail_counts == {}, "a power cut is not a resource failure"
+
+
+def test_invalid_configuration_is_fatal_with_our_exit_reason(pcmk_node: Node,
+                                                             resources: Resources) -> None:
+    """rc 6 (not configured) from start: Pacemaker bans the resource everywhere instead of
+    retrying, the administrator reads our exit reason in crm_mon, and stop still succeeds."""
+    with pytest.raises(CommandError) as refused:
+        pcmk_node.run(["pcs", "resource", "create", "bad0", "ocf:lsaa:dummy",
+                       "state_dir=relative", "--agent-validation"])
+    assert "'relative' is not an absolute path" in str(refused.value)
+
+    resources.create("bad1", "ocf:lsaa:dummy", "state_dir=relative")  # pcs does not validate
+    reason = "invalid configuration: state_dir: 'relative' is not an absolute path"
+    resources.wait("bad1's start failure recorded",
+                   lambda st: st.fail_count("bad1") > 0 and reason in pcmk_node.crm_mon())
+    log = pcmk_node.pacemaker_log()
+    assert f"Preventing bad1 from restarting anywhere because of fatal failure (not configured: " \
+        f"{reason})" in log
+    assert "Result of stop operation for bad1 on node1: ok" in log
+    assert results(pcmk_node, "start", "bad1") == 1
