@@ -3,7 +3,10 @@
 The fence framework's reference agent, for testing the framework, the fencer
 integration and cluster configurations without hardware: each plug is a file
 ``<state_dir>/<plug>`` holding ``on`` or ``off``.  A plug without a file does
-not exist (an error, never "off").  Not for production: it fences nothing.
+not exist (an error, never "off").  When ``<state_dir>/.password`` exists, the
+device demands that password, like a real one, so credential handling (stdin,
+password_script, masking) can be tested end to end.  Not for production: it
+fences nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import os
 
 from lsaa.fencing.errors import FenceError, UnknownTarget
 from lsaa.fencing.power import OFF, ON, PowerBackend
-from lsaa.fencing.spec import PLUG, FenceSpec, Option
+from lsaa.fencing.spec import PASSWORD, PASSWORD_SCRIPT, PLUG, USERNAME, FenceSpec, Option
 
 TYPE_CHECKING = False  # see lsaa.errors
 if TYPE_CHECKING:
@@ -28,6 +31,9 @@ SPEC = FenceSpec(
     [
         PLUG.replace(required=True),
         Option("state_dir", "Directory holding one file per target", required=True),
+        USERNAME,
+        PASSWORD,
+        PASSWORD_SCRIPT,
     ],
     vendor_url="https://clusterlabs.org",
     multi_plug=True,
@@ -50,6 +56,16 @@ class FileBackend(PowerBackend):
     def connect(self) -> None:
         if not os.path.isdir(self.dir):
             raise FenceError(f"state_dir {self.dir} is not a directory")
+        try:
+            with open(os.path.join(self.dir, ".password"), encoding="utf-8") as f:
+                wanted = f.read().rstrip("\n")
+        except FileNotFoundError:
+            return
+        given = self.options.get("password")
+        if given != wanted:
+            # The given password goes into the message on purpose: the framework
+            # must mask it (a test checks), as it must for any device's error text.
+            raise FenceError(f"authentication failed for password {given}")
 
     def get_power(self, plug: str | None) -> str:
         try:
