@@ -1,5 +1,6 @@
 """Fixtures that give functional tests a real Pacemaker (tests/cluster).
 
+- ``pcmk_host``: skips unless this machine can run nodes (for tests that build their own).
 - ``pcmk_cluster``: a one-node cluster, booted once per module (a node is online in ~5 s);
   its teardown stops Pacemaker gracefully and fails the module's last test if anything is left
   behind (processes, mounts, /run/crm).
@@ -41,11 +42,16 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def pcmk_cluster() -> Iterator[Cluster]:
+@pytest.fixture(scope="session")
+def pcmk_host() -> None:
+    """Skip unless this machine can run real cluster nodes (root, the tools, our agents)."""
     reason = _missing()
     if reason:
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def pcmk_cluster(pcmk_host: None) -> Iterator[Cluster]:
     cluster = Cluster(["node1"], cluster_name="lsaa-func")
     try:
         cluster.start()

@@ -179,6 +179,7 @@ def test_promotable_clone_is_promoted(pcmk_node: Node, resources: Resources) -> 
 # -- a clean stop ---------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("pcmk_host")
 def test_graceful_stop_stops_resources_and_leaves_nothing() -> None:
     """Stopping Pacemaker stops every resource through our agents (state files gone, promotion
     score cleared before the CIB goes away), then the node's namespaces hold nothing but their
@@ -210,6 +211,7 @@ def test_graceful_stop_stops_resources_and_leaves_nothing() -> None:
     assert not cluster.run_dir.exists()
 
 
+@pytest.mark.usefixtures("pcmk_host")
 def test_two_nodes_survivor_takes_over_after_power_cut() -> None:
     """The driver's kill and boot against a promotable clone with a colocated resource: the
     configuration of demo/cluster.pcs.sh (what `make demo` shows), asserted."""
