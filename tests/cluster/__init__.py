@@ -7,7 +7,8 @@ See :mod:`tests.cluster.cluster` for the driver; the public names are re-exporte
     with Cluster(["node1", "node2"]) as c:      # boots, waits until every node is online
         n1 = c.node("node1")
         n1.run(["pcs", "resource", "create", "d1", "ocf:lsaa:dummy", "state_dir=/run/d"])
-        c.wait_for(lambda: c.status().where("d1"), "d1 started")
+        c.wait_resource("d1", ["node1"])       # polls crm_mon with a deadline
+        c.wait_for(lambda st: st.fail_count("d1") == 0, "no failures")
         n1.kill()                               # power cut: SIGKILL of the node's init
         n1.boot()                               # and back, with its CIB kept
     # leaving the block tears everything down and checks that nothing is left
