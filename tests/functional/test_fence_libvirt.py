@@ -377,3 +377,33 @@ def test_pcs_and_stonith_admin_metadata(lab: LibvirtLab, tmp_path: Path) -> None
                         "/usr/share/cluster/relaxng/metadata.rng", "-"], input=meta,
                        capture_output=True, text=True, timeout=30, check=False)
     assert r.returncode == 0, r.stderr
+
+
+SSH_STUB = """#!/bin/sh
+# ssh stand-in: record argv, run the remote command (virt-ssh-helper) locally,
+# in a mount namespace where /run/libvirt is the lab's.
+printf '%s\\n' "$@" > {base}/ssh-args
+for last; do :; done
+exec unshare -m --propagation private sh -c "mount -t tmpfs tmpfs /run && \
+mkdir -p /run/libvirt && mount --bind {base}/run /run/libvirt && exec sh -c \\"\\$0\\"" "$last"
+"""
+
+
+def test_qemu_ssh_uri_with_keyfile_and_no_tty(lab: LibvirtLab) -> None:
+    """qemu+ssh:// as documented (keyfile=, no_tty=1), through an ssh stand-in
+    (command=): libvirt turns them into -i and BatchMode=yes; no password on argv."""
+    ensure_running(lab, "node2")
+    stub = lab.base / "ssh"
+    stub.write_text(SSH_STUB.format(base=lab.base))
+    stub.chmod(0o755)
+    uri = (f"qemu+ssh://root@hv1/system?command={stub}&keyfile=/etc/cluster/hv1_key"
+           "&no_tty=1&no_verify=1")
+    r = fence(lab, "off", uri=uri, password="not-for-ssh-9")
+    assert (r.returncode, r.stdout) == (0, "Success: Powered OFF\n"), r.stderr
+    assert lab.domstate("node2") == "shut off"
+    args = (lab.base / "ssh-args").read_text().splitlines()
+    assert args[:4] == ["-l", "root", "-i", "/etc/cluster/hv1_key"]
+    assert "BatchMode=yes" in args
+    assert "not-for-ssh-9" not in "\n".join(args)
+    assert fence(lab, "on", uri=uri).returncode == 0
+    assert lab.domstate("node2") == "running"
