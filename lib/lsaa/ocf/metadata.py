@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from lsaa.ocf.spec import AgentSpec
 
 OCF_VERSION = "1.1"
+ADVANCED = "Advanced use only: "
 
 
 def served_path(name: str) -> str | None:
@@ -65,7 +66,10 @@ def build_xml(spec: AgentSpec) -> bytes:
                 etree.SubElement(dep, "replaced-with", name=p.replaced_by)
             etree.SubElement(dep, "desc", lang="en").text = p.deprecated
         etree.SubElement(el, "longdesc", lang="en").text = p.longdesc
-        etree.SubElement(el, "shortdesc", lang="en").text = p.shortdesc
+        # pcs (0.11, pcs_transform.py) hides a parameter behind --full only when its
+        # shortdesc starts with this phrase; the schemas reject an attribute for it.
+        prefix = ADVANCED if p.advanced and not p.shortdesc.startswith(ADVANCED) else ""
+        etree.SubElement(el, "shortdesc", lang="en").text = prefix + p.shortdesc
         content = etree.SubElement(el, "content", type=p.type)
         if p.default is not None:
             content.set("default", p.default)
