@@ -76,7 +76,9 @@ class Log:
         self._emit("error", msg)
 
     def _emit(self, level: str, msg: str) -> None:
-        text = mask(" ".join(str(msg).split()), self.secrets)
+        # Mask before folding blanks: a password with blanks in it must not
+        # survive in folded form.
+        text = " ".join(mask(str(msg), self.secrets).split())
         stamp = time.strftime("%b %d %H:%M:%S")
         line = f"{stamp} {self.tag}[{os.getpid()}]: {level.upper()}: {text}\n"
         self.lines.append(line)

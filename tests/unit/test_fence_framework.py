@@ -263,3 +263,28 @@ def test_dummy_agent_files(tmp_path):
              stdout=out2, stderr=err, validate=dummy.validate)
     assert rc == 0
     assert (tmp_path / "n1").read_text() == "off\n"
+
+
+def test_wait_reconnects_after_a_transient_read_failure():
+    class Flaky(Scripted):
+        """The session dies after set_power; only a new connect() cures it."""
+
+        dead = False
+
+        def set_power(self, plug, state):  # type: ignore[no-untyped-def]
+            super().set_power(plug, state)
+            self.dead = True
+
+        def connect(self) -> None:
+            super().connect()
+            self.dead = False
+
+        def get_power(self, plug):  # type: ignore[no-untyped-def]
+            if self.dead:
+                raise TransientFenceError("session lost")
+            return super().get_power(plug)
+
+    dev = Flaky({"n1": ON})
+    out = fence(dev, "action=off\nplug=n1\npower_timeout=5\n")
+    assert out.rc == 0
+    assert dev.connects == 2

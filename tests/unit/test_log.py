@@ -37,3 +37,11 @@ def test_trace_writes_debug_to_trace_file(tmp_path):
                     "HA_LOGFACILITY": "none"})
     log.debug("ran ipvsadm")
     assert "ran ipvsadm" in trace.read_text()
+
+
+def test_password_with_blanks_is_masked_before_folding(tmp_path):
+    main = tmp_path / "ha.log"
+    log = Log("t", {"HA_LOGFILE": str(main), "HA_LOGFACILITY": "none"}, ["pa ss  word "])
+    log.error("login failed for pa ss  word \n")
+    assert "pa ss" not in main.read_text()
+    assert "******" in main.read_text()

@@ -190,7 +190,7 @@ def _password_from_script(values: Mapping[str, object], log: Log, deadline: Dead
 
 
 def _fail(err: IO[str], log: Log, reason: str) -> int:
-    reason = mask(" ".join(reason.split()), log.secrets)
+    reason = " ".join(mask(reason, log.secrets).split())  # mask first: see Log._emit
     log.error(reason)
     err.write(f"ERROR: {reason}\n")
     return EC_ERROR
@@ -308,7 +308,8 @@ def wait_for(backend: PowerBackend, plug: str | None, state: str,
     """Poll until the device reports ``state``, for at most power_timeout seconds.
 
     A read that fails transiently while waiting does not end the wait: the
-    device may be busy carrying out the change.
+    device may be busy carrying out the change, or the session may have died,
+    so the backend is reconnected before the next read.
     """
     name = plug or "target"
     limit = seconds(values, "power_timeout") or 20.0
@@ -322,6 +323,13 @@ def wait_for(backend: PowerBackend, plug: str | None, state: str,
         except TransientFenceError as e:
             log.debug(f"state read failed while waiting: {e.reason}")
             last = "unreadable"
+            # The session may be dead (a restarted daemon, a BMC that dropped it):
+            # open a new one for the next read.
+            backend.close()
+            try:
+                backend.connect()
+            except TransientFenceError as again:
+                log.debug(f"reconnect failed while waiting: {again.reason}")
         if time.monotonic() + POLL > end:
             raise FenceError(f"{name} did not power {state} within {limit:g}s (last read: {last})")
         time.sleep(POLL)

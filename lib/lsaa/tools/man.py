@@ -338,7 +338,7 @@ def pages() -> dict[str, str]:
 
 
 def main(argv: Sequence[str]) -> int:
-    if len(argv) != 2:
+    if len(argv) != 2 or argv[1].startswith("-"):
         sys.stderr.write("usage: python -m lsaa.tools.man DIR\n")
         return 2
     directory = argv[1]
