@@ -5,6 +5,8 @@ agent runs import only their own module.
 """
 
 AGENTS = {
+    "ipvs": "lsaa.agents.ipvs",
     "dummy": "lsaa.agents.dummy",
+    "haproxy": "lsaa.agents.haproxy",
     "stateful": "lsaa.agents.stateful",
 }
