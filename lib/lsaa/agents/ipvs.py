@@ -268,46 +268,53 @@ class Config:
         return (d.addr, self.check_port or d.port)
 
 
+def _host(host: str) -> tuple[str, bool, int | None]:
+    """``ADDR``, ``ADDR:PORT``, ``[V6]``, ``[V6]:PORT`` or a bare IPv6 address."""
+    if host.startswith("["):
+        end = host.find("]")
+        if end < 0:
+            raise ValueError("missing ]")
+        rest = host[end + 1:]
+        if rest and not rest.startswith(":"):
+            raise ValueError("expected :PORT after ]")
+        addr, v6 = canonical_address(host[1:end])
+        if not v6:
+            raise ValueError("brackets are for IPv6 addresses")
+        return addr, v6, _number(rest[1:], 0, 65535, "port") if rest else None
+    if host.count(":") == 1:
+        addr_text, _, port_text = host.partition(":")
+        addr, v6 = canonical_address(addr_text)
+        return addr, v6, _number(port_text, 0, 65535, "port")
+    addr, v6 = canonical_address(host)
+    return addr, v6, None
+
+
+def _options(options: str) -> dict[str, str]:
+    if not options:
+        raise ValueError("empty options after /")
+    seen: dict[str, str] = {}
+    for opt in options.split(","):
+        key, eq, value = opt.partition("=")
+        name = OPTION_KEYS.get(key.lower())
+        if name is None or not eq:
+            raise ValueError(f"unknown option {_show(opt, 20)} (weight=, method=, upper=, "
+                             "lower=)")
+        if name in seen:
+            raise ValueError(f"{name} given twice")
+        seen[name] = value
+    return seen
+
+
 def parse_entry(text: str, svc_port: int, svc_v6: bool, method: str, weight: int,
                 fwmark: bool) -> Dest:
     """One real_servers entry -> Dest; ValueError says what is wrong (without the entry)."""
     from lsaa.backends.ipvsadm import Dest
 
     host, slash, options = text.partition("/")
-    port: int | None = None
-    if host.startswith("["):
-        end = host.find("]")
-        if end < 0:
-            raise ValueError("missing ]")
-        addr_text, rest = host[1:end], host[end + 1:]
-        if rest:
-            if not rest.startswith(":"):
-                raise ValueError("expected :PORT after ]")
-            port = _number(rest[1:], 0, 65535, "port")
-        addr, v6 = canonical_address(addr_text)
-        if not v6:
-            raise ValueError("brackets are for IPv6 addresses")
-    elif host.count(":") == 1:
-        addr_text, _, port_text = host.partition(":")
-        addr, v6 = canonical_address(addr_text)
-        port = _number(port_text, 0, 65535, "port")
-    else:
-        addr, v6 = canonical_address(host)
+    addr, v6, port = _host(host)
     if v6 != svc_v6:
         raise ValueError(f"IPv{6 if v6 else 4} server in an IPv{6 if svc_v6 else 4} service")
-    seen: dict[str, str] = {}
-    if slash:
-        if not options:
-            raise ValueError("empty options after /")
-        for opt in options.split(","):
-            key, eq, value = opt.partition("=")
-            name = OPTION_KEYS.get(key.lower())
-            if name is None or not eq:
-                raise ValueError(f"unknown option {_show(opt, 20)} (weight=, method=, upper=, "
-                                 "lower=)")
-            if name in seen:
-                raise ValueError(f"{name} given twice")
-            seen[name] = value
+    seen = _options(options) if slash else {}
     if "method" in seen:
         m = METHOD_WORDS.get(seen["method"].lower())
         if m is None:
@@ -475,7 +482,7 @@ def kernel_module_present(name: str) -> bool | None:
     return found
 
 
-def plan(cfg: Config, cur: Service | None, want: list[Dest], thresholds: bool,
+def plan(cfg: Config, cur: Service | None, want: list[Dest], thresholds: bool,  # noqa: PLR0912
          service_too: bool = True) -> tuple[list[list[str]], list[str]]:
     """ipvsadm -R lines taking ``cur`` to the configuration; and what differs, in words.
 
@@ -551,7 +558,7 @@ class Ipvs(Agent):
             if cfg is None:
                 raise ConfigError(problems)
             setattr(ctx, "lsaa_ipvs_config", cfg)  # noqa: B010 - Context has no slot for it
-        return cfg  # type: ignore[no-any-return]
+        return cfg
 
     def validate(self, ctx: Context) -> list[str]:
         cfg, problems = build_config(ctx)
@@ -594,7 +601,7 @@ class Ipvs(Agent):
     @staticmethod
     def _absent(rc: int, stderr: str) -> None:
         if rc == 1 or "No such service" in stderr:
-            return None
+            return
         if "Can't initialize ipvs" in stderr or "Protocol not available" in stderr:
             raise NotInstalledError("IPVS is not available in this kernel (module ip_vs)")
         last = stderr.strip().splitlines()[-1:] or [f"rc {rc}"]

@@ -158,6 +158,8 @@ def parse_list(text: str) -> list[Service]:
             continue
         first = line.split(None, 1)[0]
         if first == "Prot":
+            if "CPS" in line or "Conns" in line:
+                raise ValueError("ipvsadm --rate/--stats output: not a service listing")
             thresholds = "Uthreshold" in line
             continue
         if first in PROTOS:
