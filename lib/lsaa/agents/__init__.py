@@ -8,5 +8,6 @@ AGENTS = {
     "ipvs": "lsaa.agents.ipvs",
     "dummy": "lsaa.agents.dummy",
     "haproxy": "lsaa.agents.haproxy",
+    "haproxy": "lsaa.agents.haproxy",
     "stateful": "lsaa.agents.stateful",
 }
