@@ -1,0 +1,369 @@
+"""Two lab guests running Corosync + Pacemaker, fenced through simulated BMCs.
+
+Each node is a UML guest (tests/lab) with a small system disk (/dev/ubda: corosync.conf,
+authkey, CIB; it survives power cuts) and a NIC on the lab network.  The driver:
+
+1. generates the cluster configuration on the host, as an administrator would on one node
+   (``pcs cluster setup --corosync_conf``, local mode, no pcsd), an authkey and a CIB seeded
+   with dc-deadtime=2s (lab-recipes A.1, A.3);
+2. boots both guests, installs the configuration onto their system disks and runs
+   ``node.sh start`` in each (corosync, then pacemakerd);
+3. starts one ipmi_sim BMC per node on the host side of the lab network (bmc.py), whose
+   power control really kills and boots the node's guest;
+4. runs demo/stack.pcs.sh on node1 to create the fence devices and resources.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tests.lab.labctl import REPO, Lab, LabError
+
+from .bmc import PASSWORD, USER, PowerController
+
+if TYPE_CHECKING:
+    from tests.lab.labctl import Guest, Network
+
+HERE = Path(__file__).resolve().parent
+NODE_SH = HERE / "node.sh"
+PCS_SCRIPT = REPO / "demo" / "stack.pcs.sh"
+NODES = ("node1", "node2")
+BMC_PORT = 6230  # node N: 6230 + N
+VIP_HOST = 100  # <prefix>.100
+TOKEN_MS = 2000  # totem token; consensus defaults to 1.2 x token
+
+
+def fence_agent() -> str:
+    """fence_lsaa_ipmi when it is installed and answers metadata, else fence_ipmilan."""
+    want = os.environ.get("STACK_FENCE_AGENT")
+    if want:
+        return want
+    r = subprocess.run(["/usr/sbin/fence_lsaa_ipmi", "-o", "metadata"], capture_output=True,
+                       check=False, timeout=30)
+    return "fence_lsaa_ipmi" if r.returncode == 0 and b"<resource-agent" in r.stdout \
+        else "fence_ipmilan"
+
+
+@dataclass
+class Stack:
+    """The running two-node cluster.  Use as a context manager (tears everything down)."""
+
+    lab: Lab
+    mem: str = "384M"
+    lifetime: float = 3600
+    token_ms: int = TOKEN_MS
+    agent: str = field(default_factory=fence_agent)
+    net: Network | None = None
+    guests: dict[str, Guest] = field(default_factory=dict)
+    power: PowerController | None = None
+    t_online: float | None = None
+
+    # -- lifecycle --------------------------------------------------------
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.power:
+            self.power.closing()
+        try:
+            self.lab.close()
+        finally:
+            if self.power:
+                self.power.stop()
+
+    @property
+    def vip(self) -> str:
+        assert self.net is not None
+        return self.net.addr(VIP_HOST)
+
+    def bmc_port(self, node: str) -> int:
+        return BMC_PORT + NODES.index(node) + 1
+
+    def node_ip(self, node: str) -> str:
+        assert self.net is not None
+        return self.net.addr(NODES.index(node) + 1)
+
+    def boot(self) -> float:
+        """Boot both guests and start the cluster; return seconds until both nodes online."""
+        t0 = time.monotonic()
+        self.net = self.lab.network("lan")
+        self.guests = dict(zip(NODES, self.lab.boot(*[
+            {"name": n, "mem": self.mem, "disks": ["64M"], "nics": [(self.net, i + 1)],
+             "lifetime": self.lifetime} for i, n in enumerate(NODES)])))
+        prov = self._provision()
+        errors: list[BaseException] = []
+
+        def run(g: Guest) -> None:
+            try:
+                self._install_and_start(g, prov)
+            except BaseException as e:  # noqa: BLE001
+                errors.append(e)
+        threads = [threading.Thread(target=run, args=(g,)) for g in self.guests.values()]
+        for t in threads:
+            t.start()
+        self.power = PowerController(self.lab, self.guests, self.lab.workdir / "bmc",
+                                     on_boot=self.start_node)
+        self.power.start_bmcs(self.net.host_ip, {n: self.bmc_port(n) for n in NODES})
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+        self.wait_online(list(NODES), timeout=180)
+        self.t_online = time.monotonic() - t0
+        return self.t_online
+
+    def _provision(self) -> Path:
+        """corosync.conf (pcs, local mode), authkey and seeded CIB, in a host directory."""
+        assert self.net is not None
+        d = self.lab.workdir / "provision"
+        d.mkdir()
+        conf = d / "corosync.conf"
+        addrs = [f"{n} addr={self.node_ip(n)}" for n in NODES]
+        subprocess.run(["pcs", "cluster", "setup", "lsaa-stack", *" ".join(addrs).split(),
+                        "totem", f"token={self.token_ms}", "--corosync_conf", str(conf)],
+                       check=True, capture_output=True)
+        text = conf.read_text().replace("to_syslog: yes", "to_syslog: no").replace(
+            "timestamp: on", "timestamp: hires")
+        conf.write_text(text)
+        (d / "authkey").write_bytes(os.urandom(256))
+        cib = d / "cib.xml"
+        with cib.open("w") as f:
+            subprocess.run(["cibadmin", "--empty"], stdout=f, check=True)
+        env = dict(os.environ, CIB_file=str(cib))
+        for name, value in (("dc-deadtime", "2s"), ("stonith-enabled", "false")):
+            subprocess.run(["crm_attribute", "--type", "crm_config", "-n", name, "-v", value],
+                           env=env, check=True, capture_output=True)
+        for g in self.guests.values():
+            for sub in ("corosync", "pacemaker"):
+                p = g.share / "log" / sub
+                p.mkdir(parents=True, exist_ok=True)
+                p.chmod(0o777)
+        return d
+
+    def _install_and_start(self, g: Guest, prov: Path) -> None:
+        g.run(["/bin/sh", str(NODE_SH), "install", str(prov)], check=True, timeout=120)
+        self.start_node(g)
+
+    def start_node(self, g: Guest) -> None:
+        """What the node's init does at every boot: corosync, then pacemakerd."""
+        g.run(["/bin/sh", str(NODE_SH), "start", str(g.share / "log")], check=True,
+              timeout=120)
+
+    # -- queries ------------------------------------------------------------
+    def crm_mon(self, node: str, *extra: str) -> str:
+        r = self.guests[node].run(["crm_mon", "-1", *extra], timeout=60)
+        return r.stdout if r.ok else ""
+
+    def online(self, node: str) -> list[str]:
+        m = re.search(r"Online: \[ (.*?) \]", self.crm_mon(node))
+        return m.group(1).split() if m else []
+
+    def wait_online(self, nodes: list[str], timeout: float = 120, via: str | None = None
+                    ) -> None:
+        deadline = time.monotonic() + timeout
+        via = via or nodes[0]
+        while sorted(self.online(via)) != sorted(nodes):
+            if time.monotonic() > deadline:
+                raise LabError(f"nodes {nodes} not online after {timeout}s:\n"
+                               + self.crm_mon(via))
+            time.sleep(0.2)
+
+    def pcs_script(self, node: str = "node1", script: Path = PCS_SCRIPT) -> str:
+        """Run the administrator's pcs script on ``node`` with this lab's parameters."""
+        assert self.net is not None
+        env = {
+            "NODE1": "node1", "NODE2": "node2",
+            "BMC_IP": self.net.host_ip,
+            "BMC1_PORT": str(self.bmc_port("node1")),
+            "BMC2_PORT": str(self.bmc_port("node2")),
+            "BMC_USER": USER, "BMC_PASSWORD": PASSWORD,
+            "FENCE_AGENT": self.agent,
+            "VIP": self.vip, "VIP_NIC": "eth0",
+        }
+        r = self.guests[node].run(["/bin/sh", str(script)], env=env, timeout=600)
+        r.check()
+        return r.stdout + r.stderr
+
+    def log(self, node: str, which: str = "pacemaker") -> str:
+        p = self.guests[node].share / "log" / which / f"{which}.log"
+        try:
+            return p.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+def stamp(line: str, year: int | None = None) -> float | None:
+    """Wall-clock time of a corosync (hires) or pacemaker log line, or None."""
+    m = re.match(r"(\w{3} \d+ \d\d:\d\d:\d\d)(\.\d+)?", line)
+    if not m:
+        return None
+    y = year or datetime.now().year
+    t = datetime.strptime(f"{y} {m.group(1)}", "%Y %b %d %H:%M:%S").timestamp()
+    return t + (float(m.group(2)) if m.group(2) else 0.0)
+
+
+def q(s: str) -> str:
+    return shlex.quote(s)
+
+
+# -- where things run ----------------------------------------------------------
+
+def placement(mon: str) -> dict[str, str]:
+    """From ``crm_mon -1`` text: resource -> node (db: where it is Promoted)."""
+    out: dict[str, str] = {}
+    m = re.search(r"Promoted: \[ (\S+) \]", mon)
+    if m:
+        out["db"] = m.group(1)
+    for m in re.finditer(r"\* (\S+)\s+\(([^)]+)\):\s+Started (\S+)", mon):
+        out[m.group(1)] = m.group(3)
+    return out
+
+
+SERVICE = ("db", "app", "vip")
+
+
+def settled_on(mon: str) -> str | None:
+    """The node where db is Promoted and every service resource runs, if there is one."""
+    p = placement(mon)
+    nodes = {p.get(r) for r in SERVICE}
+    if len(nodes) == 1 and None not in nodes:
+        return nodes.pop()
+    return None
+
+
+class Prober:
+    """Pings the VIP from the host side of the lab network; records reply times."""
+
+    def __init__(self, lab: Lab, ip: str) -> None:
+        self.replies: list[float] = []
+        self.proc = lab.host_popen(["ping", "-D", "-n", "-i", "0.1", "-W", "1", ip],
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self._t = threading.Thread(target=self._read, daemon=True)
+        self._t.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            m = re.match(rb"\[(\d+\.\d+)\] \d+ bytes from", raw)
+            if m:
+                self.replies.append(float(m.group(1)))
+
+    def first_after(self, t: float) -> float | None:
+        return next((r for r in list(self.replies) if r > t), None)
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        self._t.join(5)
+
+
+@dataclass
+class Failover:
+    """One measured failover.  Times are seconds after the kill."""
+
+    victim: str
+    survivor: str
+    t_kill: float  # time.time() just before SIGKILL
+    marks: dict[str, float] = field(default_factory=dict)
+    bmc: list[str] = field(default_factory=list)  # the victim's BMC actions, in order
+    rejoined: bool = False
+    settled: str | None = None  # where the service runs at the end
+
+    def mark(self, what: str, t: float | None) -> None:
+        if t is not None and what not in self.marks:
+            self.marks[what] = t - self.t_kill
+
+    @property
+    def mttr(self) -> float | None:
+        return self.marks.get("service answering (VIP replies to ping)")
+
+    def table(self) -> str:
+        rows = sorted(self.marks.items(), key=lambda kv: kv[1])
+        return "\n".join(f"  {t:7.2f} s  {what}" for what, t in rows)
+
+
+def _log_marks(text: str, since: float, patterns: list[tuple[str, str]]) -> dict[str, float]:
+    """First time each pattern matches a log line stamped at or after ``since``."""
+    found: dict[str, float] = {}
+    rx = [(name, re.compile(p)) for name, p in patterns]
+    for line in text.splitlines():
+        t = stamp(line)
+        if t is None or t < since - 0.5:
+            continue
+        for name, r in rx:
+            if name not in found and r.search(line):
+                found[name] = t
+    return found
+
+
+def _failover(self: Stack, victim: str, timeout: float = 180) -> Failover:
+    survivor = next(n for n in NODES if n != victim)
+    assert self.power is not None
+    prober = Prober(self.lab, self.vip)
+    try:
+        time.sleep(0.5)
+        f = Failover(victim, survivor, time.time())
+        self.guests[victim].kill()  # SIGKILL of the guest's UML: a power cut
+        f.mark("victim's UML killed", time.time())
+        deadline = time.monotonic() + timeout
+        while True:
+            mon = self.crm_mon(survivor)
+            if settled_on(mon) == survivor and prober.first_after(f.t_kill):
+                break
+            if time.monotonic() > deadline:
+                raise LabError(f"no takeover by {survivor} after {timeout}s:\n{mon}")
+            time.sleep(0.2)
+        f.settled = survivor
+        # the fenced node comes back (BMC power on -> boot -> node.sh start) and rejoins
+        while True:
+            ev = [e.what for e in self.power.events_of(victim, f.t_kill)]
+            if any(e.startswith("start-failed") for e in ev):
+                raise LabError(f"{victim} did not restart: {ev}")
+            if "started" in ev and sorted(self.online(survivor)) == sorted(NODES):
+                break
+            if time.monotonic() > deadline:
+                raise LabError(f"{victim} did not rejoin after {timeout}s: {ev}\n"
+                               + self.crm_mon(survivor))
+            time.sleep(0.2)
+        f.rejoined = True
+        f.mark("rejoined: both nodes online", time.time())
+    finally:
+        prober.stop()
+    labels = {"off": f"BMC: power off {victim} (fencing)", "on": f"BMC: power on {victim}",
+              "reset": f"BMC: reset {victim}", "booted": f"{victim} booted",
+              "started": f"{victim} started corosync + pacemaker"}
+    for e in self.power.events_of(victim, f.t_kill):
+        f.bmc.append(e.what)
+        f.mark(labels.get(e.what, e.what), e.t)
+    f.mark("service answering (VIP replies to ping)", prober.first_after(f.t_kill))
+    v, s = re.escape(victim), re.escape(survivor)
+    for name, t in _log_marks(self.log(survivor, "corosync"), f.t_kill, [
+            ("corosync: token lost", r"Token has not been received"),
+            (f"corosync: new membership without {victim}", r"Members\[1\]:"),
+    ]).items():
+        f.mark(name, t)
+    for name, t in _log_marks(self.log(survivor, "pacemaker"), f.t_kill, [
+            (f"pacemaker: {victim} lost", rf"Node {v} state is now lost"),
+            ("fencer: fencing requested", rf"(?i)requesting.*fenc.*{v}|fenc.*{v}.*request"),
+            (f"fencer: {victim} fenced", rf"Operation '\w+'.* targeting {v}.*: OK"),
+            (f"db promoted on {survivor}", rf"Result of promote operation for db on {s}: ok"),
+            (f"app started on {survivor}", rf"Result of start operation for app on {s}: ok"),
+            (f"vip started on {survivor}", rf"Result of start operation for vip on {s}: ok"),
+    ]).items():
+        f.mark(name, t)
+    return f
+
+
+Stack.failover = _failover  # type: ignore[attr-defined]

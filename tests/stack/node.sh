@@ -1,0 +1,64 @@
+#!/bin/sh
+# Guest side of a stack node: what a real node's init would do (there is no systemd).
+#
+#   node.sh install PROVISION_DIR   first boot: format the system disk, copy corosync.conf,
+#                                   the authkey and the seeded cib.xml onto it
+#   node.sh start LOG_DIR           every boot: mount the system disk, bind its directories
+#                                   over /etc/corosync, /var/lib/{corosync,pacemaker}, start
+#                                   corosync, then pacemakerd; logs go to LOG_DIR (the share)
+#
+# The system disk (/dev/ubda) is the node's "root disk": it survives a power cut, so a node
+# that the BMC powers on again has its configuration and CIB, like a real machine.  The rest
+# of the guest's root is an overlay in RAM and starts empty at every boot.
+# Every command is a fork+exec under UML's ptrace (~40 ms): keep this short.
+set -e
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+SYS=/dev/ubda
+M=/var/lib/lsaa-node
+CLEAN="env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8"
+
+mount_sys() {
+    mkdir -p $M
+    mountpoint -q $M || mount -t ext4 -o noatime $SYS $M
+}
+
+bind_dirs() {
+    for d in etc/corosync var/lib/corosync var/lib/pacemaker; do
+        mountpoint -q /$d || mount --bind $M/$(echo $d | tr / -) /$d
+    done
+}
+
+case "$1" in
+install)
+    P=$2
+    mkfs.ext4 -q -F -E lazy_itable_init=1,lazy_journal_init=1 $SYS
+    mount_sys
+    mkdir -p $M/etc-corosync $M/var-lib-corosync
+    for d in cib pengine blackbox cores; do mkdir -p $M/var-lib-pacemaker/$d; done
+    chown -R hacluster:haclient $M/var-lib-pacemaker; chmod 750 $M/var-lib-pacemaker/*
+    install -m 644 $P/corosync.conf $M/etc-corosync/corosync.conf
+    install -m 400 $P/authkey $M/etc-corosync/authkey
+    install -o hacluster -g haclient -m 600 $P/cib.xml $M/var-lib-pacemaker/cib/cib.xml
+    rm -f $M/var-lib-pacemaker/cib/cib.xml.sig
+    umount $M
+    ;;
+start)
+    L=$2
+    mount_sys
+    bind_dirs
+    mkdir -p /var/log/corosync /var/log/pacemaker /run/resource-agents /run/fence-agents
+    mount --bind $L/corosync /var/log/corosync
+    mount --bind $L/pacemaker /var/log/pacemaker
+    $CLEAN corosync
+    i=0
+    until corosync-cfgtool -s >/dev/null 2>&1; do
+        i=$((i+1)); [ $i -lt 200 ] || { echo "corosync did not answer" >&2; exit 1; }
+        sleep 0.05
+    done
+    # pacemakerd stays in the foreground: detach it; PID 1 (the lab server) reaps it.
+    $CLEAN PCMK_logfile=/var/log/pacemaker/pacemaker.log setsid pacemakerd </dev/null >/dev/null 2>&1 &
+    echo "pacemakerd $!"
+    ;;
+*)
+    echo "usage: node.sh install PROVISION_DIR | start LOG_DIR" >&2; exit 2;;
+esac
