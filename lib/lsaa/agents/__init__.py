@@ -6,7 +6,9 @@ agent runs import only their own module.
 
 AGENTS = {
     "ipvs": "lsaa.agents.ipvs",
+    "drbd": "lsaa.agents.drbd",
     "dummy": "lsaa.agents.dummy",
+    "lvm-sysid": "lsaa.agents.lvm_sysid",
     "haproxy": "lsaa.agents.haproxy",
     "haproxy": "lsaa.agents.haproxy",
     "stateful": "lsaa.agents.stateful",
