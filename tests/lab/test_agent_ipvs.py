@@ -95,7 +95,8 @@ CLIENT = f"""
 import sys, urllib.request
 out = {{}}
 for port in sys.argv[1:]:
-    out[port] = [urllib.request.urlopen("http://{VIP}:%s/" % port, timeout=5).read().decode().strip()
+    url = "http://{VIP}:%s/" % port
+    out[port] = [urllib.request.urlopen(url, timeout=5).read().decode().strip()
                  for _ in range(6)]
 print(__import__("json").dumps(out))
 """
