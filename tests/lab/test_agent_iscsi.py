@@ -43,7 +43,8 @@ def expected_serial(resource: str) -> str:
 
 
 def serial_of(g: Guest, dev: str) -> str:
-    return g.run(["cat", f"/sys/block/{dev}/device/vpd_pg80"], check=True).stdout[4:].strip("\x00\n ")
+    page = g.run(["cat", f"/sys/block/{dev}/device/vpd_pg80"], check=True).stdout
+    return page[4:].strip("\x00\n ")  # 4-byte VPD header, then the serial
 
 
 def start_target_side(g: Guest, tip: str) -> None:
