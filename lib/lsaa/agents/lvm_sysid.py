@@ -147,7 +147,10 @@ class LvmSysid(Agent):
 
     def _lvm(self, ctx: Context, cmd: str, *args: str, ok: Iterable[int] = (0,),
              extra: str = "", timeout: float = 60) -> Result:
-        return ctx.runner.run([cmd, *self._config(ctx, extra), *args], ok=ok, timeout=timeout)
+        head = [cmd, args[0]] if cmd == "lvm" else [cmd]  # lvm <subcommand> --config ...
+        rest = args[1:] if cmd == "lvm" else args
+        return ctx.runner.run([*head, *self._config(ctx, extra), *rest], ok=ok,
+                              timeout=timeout)
 
     def _read_vg(self, ctx: Context) -> dict[str, str] | None:
         from lsaa.backends.lvm import LVM_ECMD_FAILED, parse_vgs
