@@ -178,6 +178,7 @@ def test_cli_half_closes_and_reads_to_eof(tmp_path: Path) -> None:
     ({"config_text": TEXT, "backends": "a;b"}, "backends: 'a;b' is not a proxy name"),
     ({"config_text": TEXT, "extra_args": "-L n1 -db"}, "extra_args: -db cannot be used"),
     ({"config_text": TEXT, "binary": "sbin/haproxy"}, "binary: 'sbin/haproxy' must be"),
+    ({"config_text": TEXT.replace("\n", " ")}, "config_text: has no line break (pcs resource"),
 ])
 def test_validate_all_refuses_inherently_wrong_parameters(tmp_path: Path, params: dict[str, str],
                                                          reason: str) -> None:
@@ -372,3 +373,15 @@ def test_stop_signals_the_master_and_cleans_up(tmp_path: Path, master: FakeMaste
     assert run("stop", {"config_text": TEXT}, tmp_path).rc == 0
     assert master.proc.wait(5) == -10  # SIGUSR1: the soft stop
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_config_text_newlines_as_pacemaker_stores_them(tmp_path: Path) -> None:
+    """Pacemaker 2.1 hands the agent a newline of a CIB value as backslash-n."""
+    escaped = TEXT.replace("\n", "\\n")
+    check = Call([BIN, "-c", "-f", "/dev/stdin"], input=TEXT)
+    assert run("validate-all", {"config_text": escaped, "backends": "web lst"}, tmp_path,
+               [check], level=10).rc == 0
+    # with real newlines, a backslash-n is haproxy's own escape and stays
+    verbatim = TEXT + "    http-request return string a\\nb\n"
+    check = Call([BIN, "-c", "-f", "/dev/stdin"], input=verbatim)
+    assert run("validate-all", {"config_text": verbatim}, tmp_path, [check], level=10).rc == 0

@@ -60,9 +60,22 @@ def _binary(raw: str) -> str:
     return raw
 
 
-def _not_blank(raw: str) -> str:
+def _config_text(raw: str) -> str:
+    """The configuration as haproxy must read it.
+
+    Pacemaker 2.1 stores a newline of a parameter value in the CIB as the two characters
+    backslash, n, and hands the agent that (tested: pcs resource create/update, crm_resource
+    -p).  A value without any real newline therefore has its ``\\n`` turned back into line
+    breaks; inside an argument, write haproxy's ``\\x0a`` for a newline character.
+    """
     if not raw.strip():
         raise ValueError("is blank")
+    if "\n" not in raw and "\\n" in raw:
+        raw = raw.replace("\\n", "\n")
+    if "\n" not in raw.strip():
+        # pcs 0.11.5's "resource update" turns newlines into spaces (tested); create keeps them
+        raise ValueError("has no line break (pcs resource update turns them into spaces: set "
+                         "it with crm_resource --set-parameter, or use config)")
     return raw
 
 
@@ -106,8 +119,10 @@ SPEC = AgentSpec(
         Param("config_text", "Configuration text",
               "The whole HAProxy configuration as text, kept in the CIB. The agent writes it "
               "to a file only root can read, in its state directory. Errors in it are the "
-              "same on every node (OCF_ERR_CONFIGURED).",
-              check=_not_blank, reloadable=True),
+              "same on every node (OCF_ERR_CONFIGURED). Pacemaker keeps the newlines of a "
+              "value as the two characters \\n; a value without a real newline has them "
+              "turned back into line breaks (so inside an argument, write \\x0a).",
+              check=_config_text, reloadable=True),
         Param("backends", "Backends the depth-10 monitor checks",
               "Names of backend or listen sections, separated by blanks. A monitor with "
               "OCF_CHECK_LEVEL=10 fails when one of them has no server up.",
@@ -298,7 +313,11 @@ class HAProxy(Agent):
             shown = "config_text" if text is not None else os.path.basename(path.rstrip("/"))
             where = "/dev/stdin" if text is not None else path.rstrip("/")
             errors = [e.replace(where, shown) for e in errors]
-            first = errors[0] if errors else (res.stderr.strip().splitlines() or ["?"])[-1]
+            if not errors:
+                said = (res.stderr + "\n" + res.stdout).strip().splitlines()
+                ctx.log.error(f"haproxy -c exited {res.rc}: {said[-3:]}")
+                errors = [f"exited {res.rc}" + (f": {said[-1].strip()}" if said else "")]
+            first = errors[0]
             more = sum(1 for e in errors[1:] if not e.startswith(("Error(s)", "Fatal")))
             message = f"haproxy -c: {first}" + (f" (+{more} more)" if more else "")
             if text is not None and not is_local_problem(errors):
