@@ -47,7 +47,7 @@ def free_port() -> int:
 
 
 class Quiet(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         body = b"ok\n"
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -251,7 +251,8 @@ def test_graceful_reload_under_load(tmp_path: Path, instances: list[Instance],
     thread.start()
     try:
         for gen in range(1, 6):
-            poll(lambda: len(results) + len(failures) >= 50 * gen, "requests between reloads")
+            poll(lambda n=50 * gen: len(results) + len(failures) >= n,  # type: ignore[misc]
+                 "requests between reloads")
             params = {**h.params, "config_text": config(fe, backend, gen=gen)}
             assert h.run("reload-agent", params) == (0, "")
             poll(lambda g=gen: bool(results) and results[-1][1] == str(g),  # type: ignore[misc]
@@ -321,7 +322,7 @@ def test_conformance(tmp_path: Path, backend: int) -> None:
     assert report.ok, report.render()
 
 
-# -- under Pacemaker ---------------------------------------------------------------------------------
+# -- under Pacemaker -----------------------------------------------------------------------------
 
 
 def test_pacemaker_create_and_reload_without_restart(pcmk_node: object, resources: object) -> None:
