@@ -40,6 +40,8 @@ for n in 1 2; do
     pcs -f "$CIB" constraint location "fence-$node" avoids "$node"
 done
 pcs -f "$CIB" property set stonith-enabled=true
+# A service that moved stays where it is when the failed node comes back.
+pcs -f "$CIB" resource defaults update resource-stickiness=100
 
 # The replicated "data": one primary.
 pcs -f "$CIB" resource create db ocf:lsaa:stateful state_dir="$STATE_DIR" \

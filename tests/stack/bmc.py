@@ -117,7 +117,7 @@ class PowerController:
             d = self.root / name
             (d / "state").mkdir(exist_ok=True)
             (d / "lan.conf").write_text(LAN_CONF.format(
-                name=f"bmc-{name}", addr=addr, port=port, guid="a1%030x" % port,
+                name=f"bmc-{name}", addr=addr, port=port, guid=f"a1{port:030x}",
                 chassis=CHASSIS, dir=d, user=USER, password=PASSWORD))
             (d / "sim.emu").write_text(SIM_EMU)
             out = (d / "ipmi_sim.log").open("wb")
@@ -190,13 +190,29 @@ class PowerController:
             self._record(guest.name, "booted")
             self.on_boot(guest)
             self._record(guest.name, "started")
-        except Exception as e:  # noqa: BLE001 (reported through the events)
+        except Exception as e:  # reported through the events
             if not self._closing:
                 self._record(guest.name, f"start-failed: {e}")
 
     def events_of(self, node: str, since: float = 0.0) -> list[Event]:
         with self._lock:
             return [e for e in self.events if e.node == node and e.t >= since]
+
+    def chassis_log(self, node: str, since: float = 0.0) -> list[tuple[float, str]]:
+        """What ``node``'s BMC was asked (``get power``, ``set power 1``...), with times."""
+        out = []
+        try:
+            text = (self.root / node / "chassis.log").read_text()
+        except OSError:
+            return []
+        for line in text.splitlines():
+            t, _, what = line.partition(" ")
+            try:
+                if float(t) >= since:
+                    out.append((float(t), what))
+            except ValueError:
+                continue
+        return out
 
     def closing(self) -> None:
         """No more power-ons (the lab is being closed)."""

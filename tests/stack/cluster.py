@@ -15,10 +15,11 @@ authkey, CIB; it survives power cuts) and a NIC on the lab network.  The driver:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-import shlex
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from tests.lab.labctl import REPO, Lab, LabError
 from .bmc import PASSWORD, USER, PowerController
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from tests.lab.labctl import Guest, Network
 
 HERE = Path(__file__).resolve().parent
@@ -108,7 +111,7 @@ class Stack:
         def run(g: Guest) -> None:
             try:
                 self._install_and_start(g, prov)
-            except BaseException as e:  # noqa: BLE001
+            except BaseException as e:  # re-raised below
                 errors.append(e)
         threads = [threading.Thread(target=run, args=(g,)) for g in self.guests.values()]
         for t in threads:
@@ -196,12 +199,107 @@ class Stack:
         r.check()
         return r.stdout + r.stderr
 
+    def wait_steady(self, via: str | None = None, timeout: float = 180) -> str:
+        """Wait until the service runs on one node, everything else too; return that node."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for node in [via] if via else [n for n in NODES if self.guests[n].alive]:
+                mon = self.crm_mon(node)
+                active = steady_on(mon)
+                if active:
+                    return active
+            if time.monotonic() > deadline:
+                raise LabError(f"cluster not steady after {timeout}s:\n{mon}")
+            time.sleep(0.3)
+
+    def fence_history(self, node: str, target: str) -> str:
+        return self.guests[node].run(["stonith_admin", "--history", target], timeout=60).stdout
+
     def log(self, node: str, which: str = "pacemaker") -> str:
         p = self.guests[node].share / "log" / which / f"{which}.log"
         try:
             return p.read_text(errors="replace")
         except OSError:
             return ""
+
+    def failover(self, victim: str, timeout: float = 180) -> Failover:
+        """Power-cut ``victim`` (SIGKILL of its UML) and measure the takeover and its rejoin."""
+        survivor = next(n for n in NODES if n != victim)
+        assert self.power is not None
+        prober = Prober(self.lab, self.vip)
+        try:
+            time.sleep(0.5)
+            f = Failover(victim, survivor, time.time())
+            self.guests[victim].kill()  # SIGKILL of the guest's UML: a power cut
+            f.mark("victim's UML killed", time.time())
+            deadline = time.monotonic() + timeout
+            while True:
+                mon = self.crm_mon(survivor)
+                if settled_on(mon) == survivor and prober.first_after(f.t_kill):
+                    break
+                if time.monotonic() > deadline:
+                    raise LabError(f"no takeover by {survivor} after {timeout}s:\n{mon}")
+                time.sleep(0.2)
+            f.settled = survivor
+            # the fenced node comes back (BMC power on -> boot -> node.sh start) and rejoins
+            while True:
+                ev = [e.what for e in self.power.events_of(victim, f.t_kill)]
+                if any(e.startswith("start-failed") for e in ev):
+                    raise LabError(f"{victim} did not restart: {ev}")
+                if "started" in ev and sorted(self.online(survivor)) == sorted(NODES):
+                    break
+                if time.monotonic() > deadline:
+                    raise LabError(f"{victim} did not rejoin after {timeout}s: {ev}\n"
+                                   + self.crm_mon(survivor))
+                time.sleep(0.2)
+            f.rejoined = True
+            f.mark("rejoined: both nodes online", time.time())
+        finally:
+            prober.stop()
+        labels = {"off": f"BMC: power off {victim} (fencing)", "on": f"BMC: power on {victim}",
+                  "reset": f"BMC: reset {victim}", "booted": f"{victim} booted",
+                  "started": f"{victim} started corosync + pacemaker"}
+        for e in self.power.events_of(victim, f.t_kill):
+            f.bmc.append(e.what)
+            f.mark(labels.get(e.what, e.what), e.t)
+        queries = [t for t, what in self.power.chassis_log(victim, f.t_kill) if what == "get power"]
+        if queries:
+            f.mark("BMC: first power status query", queries[0])
+            f.mark("BMC: last power status query", queries[-1])
+        f.mark("service answering (VIP replies to ping)", prober.first_after(f.t_kill))
+        v, s = re.escape(victim), re.escape(survivor)
+        for name, t in _log_marks(self.log(survivor, "corosync"), f.t_kill, [
+                ("corosync: token lost", r"Token has not been received"),
+                (f"corosync: new membership without {victim}", r"Members\[1\]:"),
+        ]).items():
+            f.mark(name, t)
+        for name, t in _log_marks(self.log(survivor, "pacemaker"), f.t_kill, [
+                (f"pacemaker: {victim} lost", rf"Node {v} state is now lost"),
+                ("fencer: fencing requested", rf"(?i)requesting.*fenc.*{v}|fenc.*{v}.*request"),
+                (f"fencer: {victim} fenced", rf"Operation '\w+'.* targeting {v}.*: OK"),
+                (f"db promoted on {survivor}", rf"Result of promote operation for db on {s}: ok"),
+                (f"app started on {survivor}", rf"Result of start operation for app on {s}: ok"),
+                (f"vip started on {survivor}", rf"Result of start operation for vip on {s}: ok"),
+        ]).items():
+            f.mark(name, t)
+        return f
+
+
+@contextlib.contextmanager
+def running_stack(results: str | os.PathLike[str] | None = None, keep: bool = False,
+                  **kw: object) -> Iterator[Stack]:
+    """A lab with a booted two-node cluster; everything is torn down on exit."""
+    lab = Lab(results=results, keep=keep)
+    st = Stack(lab, **kw)  # type: ignore[arg-type]
+    try:
+        st.boot()
+        yield st
+    except BaseException:
+        for g in st.guests.values():
+            print(g.console_tail(15), file=sys.stderr)
+        raise
+    finally:
+        st.close()
 
 
 def stamp(line: str, year: int | None = None) -> float | None:
@@ -212,10 +310,6 @@ def stamp(line: str, year: int | None = None) -> float | None:
     y = year or datetime.now().year
     t = datetime.strptime(f"{y} {m.group(1)}", "%Y %b %d %H:%M:%S").timestamp()
     return t + (float(m.group(2)) if m.group(2) else 0.0)
-
-
-def q(s: str) -> str:
-    return shlex.quote(s)
 
 
 # -- where things run ----------------------------------------------------------
@@ -240,6 +334,19 @@ def settled_on(mon: str) -> str | None:
     nodes = {p.get(r) for r in SERVICE}
     if len(nodes) == 1 and None not in nodes:
         return nodes.pop()
+    return None
+
+
+def steady_on(mon: str) -> str | None:
+    """Like settled_on, and the other node runs db Unpromoted and both fence devices run."""
+    node = settled_on(mon)
+    if node is None:
+        return None
+    other = next(n for n in NODES if n != node)
+    p = placement(mon)
+    if re.search(rf"Unpromoted: \[ {other} \]", mon) and all(
+            f"fence-{n}" in p for n in NODES):
+        return node
     return None
 
 
@@ -306,64 +413,3 @@ def _log_marks(text: str, since: float, patterns: list[tuple[str, str]]) -> dict
             if name not in found and r.search(line):
                 found[name] = t
     return found
-
-
-def _failover(self: Stack, victim: str, timeout: float = 180) -> Failover:
-    survivor = next(n for n in NODES if n != victim)
-    assert self.power is not None
-    prober = Prober(self.lab, self.vip)
-    try:
-        time.sleep(0.5)
-        f = Failover(victim, survivor, time.time())
-        self.guests[victim].kill()  # SIGKILL of the guest's UML: a power cut
-        f.mark("victim's UML killed", time.time())
-        deadline = time.monotonic() + timeout
-        while True:
-            mon = self.crm_mon(survivor)
-            if settled_on(mon) == survivor and prober.first_after(f.t_kill):
-                break
-            if time.monotonic() > deadline:
-                raise LabError(f"no takeover by {survivor} after {timeout}s:\n{mon}")
-            time.sleep(0.2)
-        f.settled = survivor
-        # the fenced node comes back (BMC power on -> boot -> node.sh start) and rejoins
-        while True:
-            ev = [e.what for e in self.power.events_of(victim, f.t_kill)]
-            if any(e.startswith("start-failed") for e in ev):
-                raise LabError(f"{victim} did not restart: {ev}")
-            if "started" in ev and sorted(self.online(survivor)) == sorted(NODES):
-                break
-            if time.monotonic() > deadline:
-                raise LabError(f"{victim} did not rejoin after {timeout}s: {ev}\n"
-                               + self.crm_mon(survivor))
-            time.sleep(0.2)
-        f.rejoined = True
-        f.mark("rejoined: both nodes online", time.time())
-    finally:
-        prober.stop()
-    labels = {"off": f"BMC: power off {victim} (fencing)", "on": f"BMC: power on {victim}",
-              "reset": f"BMC: reset {victim}", "booted": f"{victim} booted",
-              "started": f"{victim} started corosync + pacemaker"}
-    for e in self.power.events_of(victim, f.t_kill):
-        f.bmc.append(e.what)
-        f.mark(labels.get(e.what, e.what), e.t)
-    f.mark("service answering (VIP replies to ping)", prober.first_after(f.t_kill))
-    v, s = re.escape(victim), re.escape(survivor)
-    for name, t in _log_marks(self.log(survivor, "corosync"), f.t_kill, [
-            ("corosync: token lost", r"Token has not been received"),
-            (f"corosync: new membership without {victim}", r"Members\[1\]:"),
-    ]).items():
-        f.mark(name, t)
-    for name, t in _log_marks(self.log(survivor, "pacemaker"), f.t_kill, [
-            (f"pacemaker: {victim} lost", rf"Node {v} state is now lost"),
-            ("fencer: fencing requested", rf"(?i)requesting.*fenc.*{v}|fenc.*{v}.*request"),
-            (f"fencer: {victim} fenced", rf"Operation '\w+'.* targeting {v}.*: OK"),
-            (f"db promoted on {survivor}", rf"Result of promote operation for db on {s}: ok"),
-            (f"app started on {survivor}", rf"Result of start operation for app on {s}: ok"),
-            (f"vip started on {survivor}", rf"Result of start operation for vip on {s}: ok"),
-    ]).items():
-        f.mark(name, t)
-    return f
-
-
-Stack.failover = _failover  # type: ignore[attr-defined]

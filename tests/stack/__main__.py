@@ -1,0 +1,186 @@
+"""``python -m tests.stack``: the two-node cluster in lab guests, with real fencing.
+
+    python -m tests.stack demo [--keep]     boot, configure (demo/stack.pcs.sh), show the
+                                            cluster, power-cut the active node, print the
+                                            measured failover timeline, tear down
+    python -m tests.stack soak [-n 10]      N failovers back and forth, MTTR of each
+    python -m tests.stack run NODE CMD...   run a command in a node of a kept demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from .cluster import NODES, PCS_SCRIPT, Failover, Stack, running_stack
+
+KEEP_STATE = Path("/run/lsaa-stack.json")
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def banner(text: str) -> None:
+    say()
+    say(f"== {text}")
+
+
+def indent(text: str) -> str:
+    return "\n".join("   " + line for line in text.rstrip().splitlines())
+
+
+def configure(st: Stack) -> str:
+    banner(f"Resources and fencing: {PCS_SCRIPT.relative_to(PCS_SCRIPT.parents[1])} on node1"
+           f" (fence agent {st.agent})")
+    t0 = time.monotonic()
+    st.pcs_script()
+    t1 = time.monotonic()
+    active = st.wait_steady()
+    say(f"pcs script {t1 - t0:.1f} s; everything started {time.monotonic() - t1:.1f} s later,"
+        f" service on {active}")
+    return active
+
+
+def show_failover(st: Stack, f: Failover) -> None:
+    say(f"timeline (seconds after the SIGKILL of {f.victim}'s guest):")
+    say(f.table())
+    say(f"MTTR (kill -> VIP answers on {f.survivor}): {f.mttr:.2f} s" if f.mttr else
+        "MTTR: the VIP never answered")
+    say(f"{f.victim}'s BMC: {', '.join(f.bmc)}")
+    say(f"stonith_admin --history {f.victim} (on {f.survivor}):")
+    say(indent(st.fence_history(f.survivor, f.victim)))
+
+
+def demo(keep: bool) -> int:
+    banner("Booting two lab guests (UML) and starting Corosync + Pacemaker in them")
+    with running_stack() as st:
+        say(f"both nodes online {st.t_online:.1f} s after the first boot"
+            f" (token {st.token_ms} ms, BMCs: ipmi_sim on {st.net.host_ip}:"
+            f"{st.bmc_port('node1')}/{st.bmc_port('node2')})")
+        active = configure(st)
+        say(indent(st.crm_mon(active)))
+        banner(f"Power cut: SIGKILL of {active}'s guest; {active} is fenced through its BMC")
+        f = st.failover(active)
+        show_failover(st, f)
+        banner(f"After the takeover and {f.victim}'s rejoin")
+        st.wait_steady(f.survivor)
+        say(indent(st.crm_mon(f.survivor)))
+        if keep:
+            keep_running(st)
+    say("\nEverything torn down.")
+    return 0
+
+
+def keep_running(st: Stack) -> None:
+    state = {n: str(st.guests[n].share) for n in NODES}
+    state["netns"] = st.lab.netns
+    KEEP_STATE.write_text(json.dumps(state))
+    banner("Kept running (the guests live as long as this process): Ctrl-C tears down")
+    me = f"{sys.executable} -m tests.stack"
+    say(f"  {me} run node1 crm_mon -1          # any command in a node")
+    say(f"  {me} run node2 pcs status")
+    say(f"  nsenter --net={st.lab.netns} ipmitool -I lanplus -C 3 -H {st.net.host_ip}"
+        f" -p {st.bmc_port('node1')} -U admin -P <see tests/stack/bmc.py> chassis power status")
+    say(f"  logs: {st.lab.results}/NODE/log/{{pacemaker,corosync}}/")
+    try:
+        signal.pause()
+    finally:
+        KEEP_STATE.unlink(missing_ok=True)
+
+
+def run_in_kept(node: str, argv: list[str]) -> int:
+    """Run a command in a node of a kept demo, through the guest's command spool."""
+    try:
+        share = Path(json.loads(KEEP_STATE.read_text())[node])
+    except (OSError, KeyError, ValueError):
+        print(f"no kept demo with a node {node} (python -m tests.stack demo --keep)",
+              file=sys.stderr)
+        return 2
+    ctl = share / "ctl"
+    rid = f"x{os.getpid()}-{int(time.time() * 1000)}"
+    tmp = ctl / f".req-{rid}.tmp"
+    tmp.write_text(json.dumps({"kind": "run", "argv": argv, "env": {}, "input": None,
+                               "timeout": 120, "cwd": None}))
+    tmp.rename(ctl / f"req-{rid}.json")
+    resp = ctl / f"resp-{rid}.json"
+    deadline = time.monotonic() + 150
+    while not resp.exists():
+        if time.monotonic() > deadline:
+            print("no answer from the guest", file=sys.stderr)
+            return 1
+        time.sleep(0.02)
+    data = json.loads(resp.read_text())
+    resp.unlink()
+    sys.stdout.write(data.get("stdout", ""))
+    sys.stderr.write(data.get("stderr", data.get("error", "")))
+    return int(data.get("rc", 1))
+
+
+def soak(n: int) -> int:
+    banner(f"Soak: {n} failovers back and forth")
+    mttrs: list[float] = []
+    with running_stack() as st:
+        say(f"both nodes online {st.t_online:.1f} s after the first boot")
+        active = configure(st)
+        for i in range(1, n + 1):
+            f = st.failover(active)
+            ok = "on" in f.bmc and f.settled == f.survivor and f.rejoined
+            fenced = f.marks.get(f"fencer: {f.victim} fenced")
+            say(f"run {i:2d}: {f.victim} -> {f.survivor}  MTTR {f.mttr:6.2f} s"
+                f"  (fenced {fenced if fenced is None else round(fenced, 2)} s,"
+                f" rejoined {f.marks.get('rejoined: both nodes online', 0):.1f} s)"
+                f"  BMC {','.join(f.bmc)}  {'ok' if ok else 'FAILED'}")
+            if not ok or f.mttr is None:
+                show_failover(st, f)
+                return 1
+            mttrs.append(f.mttr)
+            active = st.wait_steady(f.survivor)
+            if active != f.survivor:
+                say(f"the service moved back to {active}")
+                return 1
+    say(f"\nMTTR over {n} failovers: min {min(mttrs):.2f} s, median "
+        f"{statistics.median(mttrs):.2f} s, max {max(mttrs):.2f} s")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tests.stack", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("demo", help="the whole show, with the failover timeline")
+    d.add_argument("--keep", action="store_true", help="leave it running until Ctrl-C")
+    s = sub.add_parser("soak", help="N consecutive failovers back and forth")
+    s.add_argument("-n", type=int, default=10)
+    r = sub.add_parser("run", help="run a command in a node of a kept demo")
+    r.add_argument("node", choices=NODES)
+    r.add_argument("argv", nargs=argparse.REMAINDER)
+    args = ap.parse_args(argv)
+    if args.cmd == "run":
+        return run_in_kept(args.node, args.argv)
+    if os.geteuid() != 0:
+        print("the lab needs root", file=sys.stderr)
+        return 2
+
+    def on_term(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    t0 = time.monotonic()
+    try:
+        rc = demo(args.keep) if args.cmd == "demo" else soak(args.n)
+    except KeyboardInterrupt:
+        print("\ninterrupted: everything torn down", file=sys.stderr)
+        return 130
+    say(f"total {time.monotonic() - t0:.0f} s")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
