@@ -49,10 +49,18 @@ def _show(text: str, limit: int = 40) -> str:
 
 def canonical_address(text: str) -> tuple[str, bool]:
     """(canonical text, is IPv6) of a unicast IP address; ValueError otherwise."""
-    import ipaddress
-
     if not text or "%" in text or text.strip() != text:
         raise ValueError("invalid address")
+    parts = text.split(".")
+    if len(parts) == 4 and all(p.isascii() and p.isdigit() for p in parts):
+        # fast path for dotted IPv4 (1,000 entries per monitor): same rules as ipaddress
+        if any(len(p) > 3 or (len(p) > 1 and p[0] == "0") or int(p) > 255 for p in parts):
+            raise ValueError("invalid address")
+        if text in ("0.0.0.0", "255.255.255.255") or 224 <= int(parts[0]) <= 239:  # noqa: S104
+            raise ValueError("not a unicast address")
+        return text, False
+    import ipaddress
+
     try:
         a = ipaddress.ip_address(text)
     except ValueError:
