@@ -7,12 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from ocfrun import ocf
 
 from lsaa.agents import drbd as drbd_agent
 from lsaa.agents import lvm_sysid
 from lsaa.testing.fakerun import Call, FakeRunner
-
-from ocfrun import ocf
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures"
 P = {"drbd_resource": "r0"}
