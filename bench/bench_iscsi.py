@@ -95,8 +95,12 @@ def measure_tgt(rounds: int) -> dict[str, float]:
                         samples.setdefault(f"{kind}_{op}", []).append(v)
         return {k: statistics.median(v) for k, v in samples.items()}
     finally:
-        proc.terminate()
-        proc.wait(10)
+        proc.terminate()  # tgtd ignores SIGTERM while it still has targets
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         for leftover in ("/var/run/tgtd/socket.0", "/var/run/tgtd/socket.0.lock"):
             if os.path.exists(leftover):
                 os.unlink(leftover)
