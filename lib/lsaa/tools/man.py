@@ -76,6 +76,9 @@ def _header(name: str, section: int, title: str) -> list[str]:
     # (reproducible RPMs, and `rpm -V` compares digests).
     return [
         f'.TH {name.upper()} {section} "" "lsaa {__version__}" "{title}"',
+        # Left-aligned: parameter descriptions hold long unbreakable examples
+        # (real_servers="..."), which justified text cannot fit.
+        ".ad l",
         ".SH NAME",
     ]
 
