@@ -5,14 +5,13 @@ agent runs import only their own module.
 """
 
 AGENTS = {
-    "ipvs": "lsaa.agents.ipvs",
     "drbd": "lsaa.agents.drbd",
     "dummy": "lsaa.agents.dummy",
+    "haproxy": "lsaa.agents.haproxy",
+    "ipvs": "lsaa.agents.ipvs",
     "iscsi-initiator": "lsaa.agents.iscsi_initiator",
     "iscsi-lun": "lsaa.agents.iscsi_lun",
     "iscsi-target": "lsaa.agents.iscsi_target",
     "lvm-sysid": "lsaa.agents.lvm_sysid",
-    "haproxy": "lsaa.agents.haproxy",
-    "haproxy": "lsaa.agents.haproxy",
     "stateful": "lsaa.agents.stateful",
 }
