@@ -288,3 +288,20 @@ def test_wait_reconnects_after_a_transient_read_failure():
     out = fence(dev, "action=off\nplug=n1\npower_timeout=5\n")
     assert out.rc == 0
     assert dev.connects == 2
+
+
+def test_password_script_failure_never_shows_its_output(tmp_path):
+    # A script that prints the password and then fails: the runner's error
+    # message would quote the last line of stdout when stderr is empty.
+    script = tmp_path / "pw.sh"
+    script.write_text("#!/bin/sh\necho Leak3dPw\nexit 3\n")
+    script.chmod(0o755)
+    debug = tmp_path / "debug.log"
+    out, err = io.StringIO(), io.StringIO()
+    rc = run(SPEC, lambda o, lg, d: Scripted({"n1": ON}), ["fence_test"],
+             f"action=status\nplug=n1\npassword_script={script}\n".encode(),
+             {"HA_LOGFACILITY": "none", "HA_LOGFILE": str(debug)}, stdout=out, stderr=err)
+    assert rc == 1
+    assert "password_script" in err.getvalue() and "exited 3" in err.getvalue()
+    assert "Leak3dPw" not in out.getvalue() + err.getvalue()
+    assert "Leak3dPw" not in debug.read_text()

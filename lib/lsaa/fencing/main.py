@@ -181,7 +181,14 @@ def _password_from_script(values: Mapping[str, object], log: Log, deadline: Dead
     from lsaa.run import Runner
 
     argv = str(values["password_script"]).split()
-    res = Runner(deadline, log).run(argv, timeout=seconds(values, "login_timeout") or 5.0)
+    # Every exit code is accepted here and judged below: the runner's own error
+    # would quote the last line of stdout (the password) when stderr is empty.
+    res = Runner(deadline, log).run(argv, ok=range(-64, 256),  # < 0: killed by a signal
+                                    timeout=seconds(values, "login_timeout") or 5.0)
+    if res.rc != 0:
+        said = res.stderr.strip().splitlines()
+        raise FenceError(f"{argv[0]} exited {res.rc}"
+                         + (f": {said[-1].strip()[:80]}" if said else ""))
     password = res.stdout.split("\n", 1)[0]
     if not password:
         raise FenceError("printed no password")
