@@ -463,3 +463,20 @@ def test_remove_policy_and_sorry_server(tmp_path: Path, closed_port: int) -> Non
 
 def test_dest_repr() -> None:
     assert "10.0.0.1" in repr(Dest("10.0.0.1", 80, "nat", 1))
+
+
+def test_monitor_survives_a_failing_node_attribute_update(tmp_path: Path, http_port: int) -> None:
+    p = {"vip": "192.0.2.10", "port": "80", "real_servers": f"127.0.0.1:{http_port}",
+         "check_type": "tcp", "node_attribute": "web-ok"}
+    one = listing([("127.0.0.1", http_port, 1)])
+    attr = ["crm_attribute", "--node", "n1", "--name", "web-ok", "--lifetime", "reboot",
+            "--update", "1"]
+    calls = [Call(LN, stdout=one), Call(attr, 1, stderr="Could not connect to the CIB\n")]
+    assert run("monitor", p, calls, tmp_path, interval="10000", on_node="n1") == (0, [])
+    state = json.loads((tmp_path / "lsaa-ipvs-test.health").read_text())
+    assert state["published"] is None
+    # not recorded as published: the next monitor publishes it
+    calls = [Call(LN, stdout=one), Call(attr)]
+    assert run("monitor", p, calls, tmp_path, interval="10000", on_node="n1") == (0, [])
+    state = json.loads((tmp_path / "lsaa-ipvs-test.health").read_text())
+    assert state["published"] == 1

@@ -729,8 +729,17 @@ class Ipvs(Agent):
         count = sum(1 for h in health.values() if not h.down)
         if count == published:
             return published
-        ctx.runner.run(["crm_attribute", "--node", ctx.node_name, "--name", str(attr),
-                        "--lifetime", "reboot", "--update", str(count)], timeout=10)
+        from lsaa.errors import AgentError
+
+        try:
+            ctx.runner.run(["crm_attribute", "--node", ctx.node_name, "--name", str(attr),
+                            "--lifetime", "reboot", "--update", str(count)], timeout=10)
+        except AgentError as e:
+            # The service itself is fine: failing the action would make Pacemaker
+            # restart the load balancer over a node attribute.  Not recorded as
+            # published, so the next monitor tries again.
+            ctx.log.warning(f"cannot publish node attribute {attr}: {e.reason}")
+            return published
         return count
 
     # ----- actions -------------------------------------------------------------------
