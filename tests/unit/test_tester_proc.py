@@ -32,20 +32,19 @@ def test_timeout_kills_the_whole_group(tmp_path: object) -> None:
     # The grandchild would write its marker after 2 s unless the group is killed.
     marker = f"{tmp_path}/survived"
     script = f"(sleep 2; touch {marker}) & sleep 30"
-    started = time.monotonic()
     result = proc.run(["/bin/sh", "-c", script], ENV, 0.5)
+    # Killed at the timeout (sh would exit 0 after 30 s), not waited for.
     assert result.timed_out and result.rc == -9
-    assert time.monotonic() - started < 2
     time.sleep(2.2)
     assert not os.path.exists(marker)
 
 
 def test_background_child_holding_stdout_does_not_block() -> None:
     # A daemon started by the agent inherits stdout; the run ends with the agent.
-    started = time.monotonic()
-    result = proc.run(["/bin/sh", "-c", "sleep 3 & echo started"], ENV, 10)
+    # Waiting for the daemon (3 s) would overrun the 2 s timeout: timed_out proves it.
+    result = proc.run(["/bin/sh", "-c", "sleep 3 & echo started"], ENV, 2)
     assert result.rc == 0 and result.stdout == "started\n"
-    assert time.monotonic() - started < 2
+    assert not result.timed_out
 
 
 def test_own_process_group() -> None:
