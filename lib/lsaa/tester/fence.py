@@ -167,15 +167,7 @@ def _metadata(s: _Session) -> None:
             ("metadata.pcs-schema", os.path.join(metadata.PCS_RNG_DIR, "ocf-1.0.rng"),
              "pcs hides the agent"),
         ):
-            try:
-                errors = metadata.validate(s.meta, rng)
-            except FileNotFoundError:
-                report.add(name, SKIP, f"{rng} is not installed")
-                continue
-            if errors:
-                report.add(name, FAIL, f"invalid against {rng} ({consequence}): {errors[0]}")
-            else:
-                report.add(name, PASS, f"valid against {rng}")
+            metadata.check_schema(report, name, s.meta, rng, FAIL, consequence)
 
     by_stdin = s.stdin("metadata", plug="", params={})
     if not s.judge("metadata.stdin", by_stdin, (FENCE_OK,),

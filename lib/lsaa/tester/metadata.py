@@ -16,7 +16,10 @@ import os
 import re
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lsaa.tester.report import Report
 
 PCS_RNG_DIR = "/usr/share/pcs/data"
 RA_RNG = "/usr/share/resource-agents/metadata.rng"
@@ -165,6 +168,24 @@ def validate(meta: AgentMetadata, rng_path: str) -> list[str]:
     if schema.validate(meta.tree):
         return []
     return [f"line {e.line}: {e.message}" for e in schema.error_log] or ["invalid"]
+
+
+def check_schema(report: Report, name: str, meta: AgentMetadata, rng: str, severity: str,
+                 consequence: str) -> None:
+    """Add check ``name`` to ``report``: PASS if ``meta`` is valid against ``rng``,
+    ``severity`` (with the first error and its ``consequence``) if not, SKIP if the
+    schema is not installed.  Shared by the OCF and the fence checks."""
+    from lsaa.tester.report import PASS, SKIP
+
+    try:
+        errors = validate(meta, rng)
+    except FileNotFoundError:
+        report.add(name, SKIP, f"{rng} is not installed")
+        return
+    if errors:
+        report.add(name, severity, f"invalid against {rng} ({consequence}): {errors[0]}")
+    else:
+        report.add(name, PASS, f"valid against {rng}")
 
 
 def pcs_schema_for(meta: AgentMetadata) -> str | None:

@@ -220,10 +220,10 @@ def _load_metadata(s: _Session) -> None:
                    f"<version>{s.meta.ocf_version}</version>: pcs accepts only 1.0 and 1.1 "
                    "(the element is the OCF version, not the agent's)")
     else:
-        _schema_check(report, "meta-data.pcs-schema", s.meta, rng, FAIL,
-                      "pcs would refuse the agent")
-    _schema_check(report, "meta-data.ra-schema", s.meta, metadata.RA_RNG, WARN,
-                  "resource-agents' schema predates OCF 1.1; pcs does not use it")
+        metadata.check_schema(report, "meta-data.pcs-schema", s.meta, rng, FAIL,
+                              "pcs would refuse the agent")
+    metadata.check_schema(report, "meta-data.ra-schema", s.meta, metadata.RA_RNG, WARN,
+                          "resource-agents' schema predates OCF 1.1; pcs does not use it")
 
     missing = [p.name for p in s.meta.parameters if p.required and p.name not in s.params]
     if missing:
@@ -238,19 +238,6 @@ def _load_metadata(s: _Session) -> None:
     if promote != demote:
         report.add("meta-data.promotable", WARN, "advertises only one of promote/demote; "
                    "pcs treats the agent as not promotable")
-
-
-def _schema_check(report: Report, name: str, meta: metadata.AgentMetadata, rng: str,
-                  severity: str, consequence: str) -> None:
-    try:
-        errors = metadata.validate(meta, rng)
-    except FileNotFoundError:
-        report.add(name, SKIP, f"{rng} is not installed")
-        return
-    if errors:
-        report.add(name, severity, f"invalid against {rng} ({consequence}): {errors[0]}")
-    else:
-        report.add(name, PASS, f"valid against {rng}")
 
 
 def _lifecycle(s: _Session) -> None:
