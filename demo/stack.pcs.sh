@@ -26,9 +26,14 @@ VIP_CIDR=${VIP_CIDR:-24}
 VIP_NIC=${VIP_NIC:-eth0}
 STATE_DIR=${STATE_DIR:-/run/lsaa-stack}           # emptied at boot, as after a power cut
 
-CIB=$(mktemp /tmp/stack-cib.XXXXXX)
-trap 'rm -f "$CIB"' EXIT
-pcs cluster cib "$CIB"
+if [ -n "$CIB" ]; then
+    PUSH=
+else
+    PUSH=yes
+    CIB=$(mktemp /tmp/stack-cib.XXXXXX)
+    trap 'rm -f "$CIB"' EXIT
+    pcs cluster cib "$CIB"
+fi
 
 # Fencing: each node's BMC; a node never runs the device that fences itself.
 for n in 1 2; do
@@ -47,7 +52,7 @@ pcs -f "$CIB" resource defaults update resource-stickiness=100
 pcs -f "$CIB" resource create db ocf:lsaa:stateful state_dir="$STATE_DIR" \
     op monitor interval=5s role=Promoted timeout=20s \
     op monitor interval=6s role=Unpromoted timeout=20s \
-    promotable promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true
+    promotable promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1
 
 # The service on the primary, and its address.
 pcs -f "$CIB" resource create app ocf:lsaa:dummy state_dir="$STATE_DIR" \
@@ -58,4 +63,4 @@ pcs -f "$CIB" resource create vip ocf:heartbeat:IPaddr2 \
 pcs -f "$CIB" constraint colocation add service with Promoted db-clone INFINITY
 pcs -f "$CIB" constraint order promote db-clone then start service
 
-pcs cluster cib-push "$CIB" --config
+[ -z "$PUSH" ] || pcs cluster cib-push "$CIB" --config

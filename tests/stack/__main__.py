@@ -36,14 +36,14 @@ def indent(text: str) -> str:
     return "\n".join("   " + line for line in text.rstrip().splitlines())
 
 
-def configure(st: Stack) -> str:
-    banner(f"Resources and fencing: {PCS_SCRIPT.relative_to(PCS_SCRIPT.parents[1])} on node1"
+def configure(st: Stack, in_guest: bool = False) -> str:
+    where = "on node1" if in_guest else "on a CIB copy, pushed from node1"
+    banner(f"Resources and fencing: {PCS_SCRIPT.relative_to(PCS_SCRIPT.parents[1])} {where}"
            f" (fence agent {st.agent})")
-    t0 = time.monotonic()
-    st.pcs_script()
+    took = st.pcs_script(in_guest=in_guest)
     t1 = time.monotonic()
     active = st.wait_steady()
-    say(f"pcs script {t1 - t0:.1f} s; everything started {time.monotonic() - t1:.1f} s later,"
+    say(f"pcs script {took:.1f} s; everything started {time.monotonic() - t1:.1f} s later,"
         f" service on {active}")
     return active
 
@@ -58,13 +58,13 @@ def show_failover(st: Stack, f: Failover) -> None:
     say(indent(st.fence_history(f.survivor, f.victim)))
 
 
-def demo(keep: bool) -> int:
+def demo(keep: bool, in_guest: bool) -> int:
     banner("Booting two lab guests (UML) and starting Corosync + Pacemaker in them")
     with running_stack() as st:
         say(f"both nodes online {st.t_online:.1f} s after the first boot"
             f" (token {st.token_ms} ms, BMCs: ipmi_sim on {st.net.host_ip}:"
             f"{st.bmc_port('node1')}/{st.bmc_port('node2')})")
-        active = configure(st)
+        active = configure(st, in_guest)
         say(indent(st.crm_mon(active)))
         banner(f"Power cut: SIGKILL of {active}'s guest; {active} is fenced through its BMC")
         f = st.failover(active)
@@ -123,12 +123,12 @@ def run_in_kept(node: str, argv: list[str]) -> int:
     return int(data.get("rc", 1))
 
 
-def soak(n: int) -> int:
+def soak(n: int, in_guest: bool) -> int:
     banner(f"Soak: {n} failovers back and forth")
     mttrs: list[float] = []
     with running_stack() as st:
         say(f"both nodes online {st.t_online:.1f} s after the first boot")
-        active = configure(st)
+        active = configure(st, in_guest)
         for i in range(1, n + 1):
             f = st.failover(active)
             ok = "on" in f.bmc and f.settled == f.survivor and f.rejoined
@@ -158,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--keep", action="store_true", help="leave it running until Ctrl-C")
     s = sub.add_parser("soak", help="N consecutive failovers back and forth")
     s.add_argument("-n", type=int, default=10)
+    for p in (d, s):
+        p.add_argument("--pcs-in-guest", action="store_true",
+                       help="run every pcs command of demo/stack.pcs.sh in node1 (slow)")
     r = sub.add_parser("run", help="run a command in a node of a kept demo")
     r.add_argument("node", choices=NODES)
     r.add_argument("argv", nargs=argparse.REMAINDER)
@@ -174,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_term)
     t0 = time.monotonic()
     try:
-        rc = demo(args.keep) if args.cmd == "demo" else soak(args.n)
+        rc = (demo(args.keep, args.pcs_in_guest) if args.cmd == "demo"
+              else soak(args.n, args.pcs_in_guest))
     except KeyboardInterrupt:
         print("\ninterrupted: everything torn down", file=sys.stderr)
         return 130
