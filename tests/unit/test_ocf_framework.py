@@ -255,3 +255,13 @@ def test_score_failure_outside_a_cluster_is_only_logged(tmp_path):
     out = ocf(STATEFUL, "start", {"state_dir": str(tmp_path)}, runner=runner, on_node="n1")
     assert out.rc == 0
     runner.assert_done()
+
+
+def test_stop_despite_invalid_runs_stop_with_invalid_values_as_none():
+    seen = []
+    agent = make_agent({"stop": lambda ctx: seen.append(dict(ctx.params)) or 0},
+                       validate=lambda ctx: ["name: never consulted for stop"])
+    type(agent).stop_despite_invalid = True
+    assert ocf(agent, "stop", {"name": "x", "count": "99"}).rc == 0
+    assert seen == [{"name": "x", "count": None, "password": None}]
+    assert ocf(agent, "start", {"name": "x", "count": "99"}).rc == 6  # other actions unchanged

@@ -44,6 +44,7 @@ OWN_OPTIONS = frozenset(("-D", "-W", "-Ws", "-S", "-p", "-f", "-sf", "-st", "-x"
 SUN_PATH_MAX = 107  # bytes of a UNIX socket path, without the NUL
 CLI_TIMEOUT = 5.0  # seconds for one master CLI exchange (capped by the deadline)
 POLL = 0.05
+DEFAULT_GRACE = 10.0  # seconds; stop_grace's default
 
 
 def _absolute(raw: str) -> str:
@@ -252,11 +253,11 @@ class HAProxy(Agent):
 
     # -- validation ------------------------------------------------------------------------
 
+    # Stop finds the instance by its name, whatever the parameters say now: an
+    # instance started with a configuration since made invalid must still stop.
+    stop_despite_invalid = True
+
     def validate(self, ctx: Context) -> list[str]:
-        if ctx.action == "stop":
-            # Stop finds the instance by its name, whatever the parameters say now: an
-            # instance started with a configuration since made invalid must still stop.
-            return []
         problems = []
         config, text = ctx.p("config"), ctx.p("config_text")
         if (config is None) == (text is None):
@@ -544,7 +545,9 @@ class HAProxy(Agent):
                 left = alive()
             return left
 
-        grace = min(float(str(ctx.p("stop_grace"))), ctx.deadline.remaining() - 3.0)
+        configured = ctx.p("stop_grace")  # None when invalid: stop runs regardless
+        grace = min(float(configured) if isinstance(configured, int) else DEFAULT_GRACE,
+                    ctx.deadline.remaining() - 3.0)
         send(signal.SIGUSR1, masters or list(procs))
         left = wait(grace)
         if left:

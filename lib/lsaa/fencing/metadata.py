@@ -17,16 +17,9 @@ if TYPE_CHECKING:
 
 def metadata_bytes(spec: FenceSpec) -> bytes:
     """The golden file when installed, else built now (same bytes: a test keeps them so)."""
-    from lsaa.ocf.metadata import served_path
+    from lsaa.ocf.metadata import served_or_built
 
-    path = served_path(spec.name)
-    if path is not None:
-        try:
-            with open(path, "rb") as f:
-                return f.read()
-        except OSError:
-            pass
-    return build_xml(spec)
+    return served_or_built(spec.name, lambda: build_xml(spec))
 
 
 def build_xml(spec: FenceSpec) -> bytes:

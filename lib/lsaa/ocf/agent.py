@@ -110,6 +110,13 @@ class Agent:
 
     spec: AgentSpec
 
+    #: True when stop finds what to stop without the parameters (e.g. by the
+    #: instance name): stop then runs even with an invalid configuration, with
+    #: the invalid values as None, and without validate().  An instance started
+    #: with a configuration since made invalid (crm_resource --force-stop with
+    #: new parameters) is then still stopped instead of reported stopped.
+    stop_despite_invalid = False
+
     def validate(self, ctx: Context) -> list[str]:
         """Problems beyond what typed parsing catches, as "<param>: <problem>" strings.
 

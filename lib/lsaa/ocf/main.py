@@ -5,8 +5,10 @@ The framework, not each agent, keeps Pacemaker's safety rules:
 * meta-data needs no environment, no root and no backend library;
 * an unknown action exits 3 (OCF_ERR_UNIMPLEMENTED);
 * with an invalid configuration, stop exits 0 (the resource provably was never
-  started with it), a probe exits 7 and a recurring monitor 1; other actions
-  exit with the validation's code (6 inherent, 2/5 local);
+  started with it) — unless the agent finds its instance without the
+  parameters (``Agent.stop_despite_invalid``), then its stop runs with the
+  invalid values as None; a probe exits 7 and a recurring monitor 1; other
+  actions exit with the validation's code (6 inherent, 2/5 local);
 * a probe (monitor with interval 0 or unset) exits 7 when the resource cannot
   be running here: software missing, device or configuration absent;
 * every action runs against a deadline inside the operation timeout, and an
@@ -115,10 +117,15 @@ def _dispatch(  # noqa: PLR0911, PLR0912 - the one table of outcomes, kept in on
     """Validate, then run the handler; map every outcome to (rc, reason)."""
     action = ctx.action
     try:
-        if not problems:
-            problems = agent.validate(ctx)
-        if problems:
-            return _invalid(ctx, ConfigError(problems))
+        if action == "stop" and agent.stop_despite_invalid:
+            if problems:
+                ctx.log.warning(f"stopping despite an invalid configuration: "
+                                f"{'; '.join(problems)}")
+        else:
+            if not problems:
+                problems = agent.validate(ctx)
+            if problems:
+                return _invalid(ctx, ConfigError(problems))
         handler = agent.handler(action)
         if alarm:
             arm_alarm(ctx.deadline)

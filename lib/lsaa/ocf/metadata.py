@@ -16,6 +16,8 @@ from lsaa import settings
 
 TYPE_CHECKING = False  # see lsaa.errors
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from lsaa.ocf.spec import AgentSpec
 
 OCF_VERSION = "1.1"
@@ -33,14 +35,23 @@ def served_path(name: str) -> str | None:
 
 def metadata_bytes(spec: AgentSpec) -> bytes:
     """The agent's meta-data: the golden file when present, else built now."""
-    path = served_path(spec.name)
+    return served_or_built(spec.name, lambda: build_xml(spec))
+
+
+def served_or_built(name: str, build: Callable[[], bytes]) -> bytes:
+    """The installed golden file for ``name`` (OCF or fence agent), else ``build()``.
+
+    The two are byte-identical (a test keeps the golden files so); serving the
+    file spares every meta-data call the lxml import.
+    """
+    path = served_path(name)
     if path is not None:
         try:
             with open(path, "rb") as f:
                 return f.read()
         except OSError:
             pass
-    return build_xml(spec)
+    return build()
 
 
 def build_xml(spec: AgentSpec) -> bytes:
