@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -480,3 +481,22 @@ def test_monitor_survives_a_failing_node_attribute_update(tmp_path: Path, http_p
     assert run("monitor", p, calls, tmp_path, interval="10000", on_node="n1") == (0, [])
     state = json.loads((tmp_path / "lsaa-ipvs-test.health").read_text())
     assert state["published"] == 1
+
+
+def test_stop_without_ipvsadm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ipvsadm: stop succeeds only when the kernel has no ip_vs at all."""
+    d = ["ipvsadm", "-D", "-t", "192.0.2.10:80"]
+
+    class Missing(FakeRunner):
+        def _execute(self, argv, input, timeout, env, shown):  # type: ignore[no-untyped-def]
+            from lsaa.errors import NotInstalledError
+
+            raise NotInstalledError(f"{argv[0]} not found")
+
+    real_exists = os.path.exists
+    for present, want in ((False, 0), (True, 5)):
+        monkeypatch.setattr(os.path, "exists", lambda p, present=present: present
+                            if p == "/proc/net/ip_vs" else real_exists(p))
+        out = ocf(AGENT, "stop", BASE, runner=Missing([Call(d)]),
+                  env={"HA_RSCTMP": str(tmp_path)})
+        assert out.rc == want
