@@ -22,6 +22,14 @@ driving process):
   directory that is removed on close.  Nothing is mounted on the host and no
   loop device is used.
 
+Shared storage: :meth:`Lab.shared_disk` makes one disk file that several guests
+attach (UML's ``ubd<n>c=`` flag: no host flock).  Every ubd write is a
+``pwrite`` on the host file, so the other guest sees it as soon as it reads the
+disk past its own page cache (O_DIRECT, as LVM does, or after
+``blockdev --flushbufs``); what a guest still holds in its page cache is lost
+when it is killed, as on a real crash.  :meth:`Guest.restart` boots a stopped
+or killed guest again with the same disks.
+
 Networking: each lab network is a Linux bridge in the lab's namespace with the
 address ``<prefix>.254``; each guest NIC is a tap device on that bridge, used by
 UML's ``tuntap`` transport.  Host-side processes that must talk to guests (BMC
@@ -152,6 +160,28 @@ class Network:
         return f"{self.prefix}.{n}"
 
 
+@dataclass(frozen=True)
+class SharedDisk:
+    """A disk file several guests attach: create it with :meth:`Lab.shared_disk`.
+
+    List it in :meth:`Lab.guest`'s ``disks`` (next to sizes) of each guest that
+    sees it.  ``sync``: also open it O_SYNC on the host (UML flag ``s``).
+    """
+
+    name: str
+    path: Path
+    size: str
+    sync: bool = False
+
+    @property
+    def ubd_flags(self) -> str:
+        """UML ubd flags: ``c`` (shared: no host flock), plus ``s`` (O_SYNC) if asked."""
+        return "c" + ("s" if self.sync else "")
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+
 @dataclass
 class Guest:
     """One UML guest.  Create it with :meth:`Lab.guest`; it boots on creation."""
@@ -165,6 +195,7 @@ class Guest:
     tmp_size: str
     disks: list[Path] = field(default_factory=list)
     nics: list[tuple[Network, int]] = field(default_factory=list)
+    ubd_flags: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     boot_seconds: float | None = None
     guest_uptime_at_ready: float | None = None
@@ -193,6 +224,11 @@ class Guest:
     # -- lifecycle --------------------------------------------------------
     def _start(self) -> None:
         self.ctl.mkdir(parents=True, exist_ok=True)
+        # a previous boot's spool (restart, or a reused results dir) must not answer
+        # this boot's requests: request ids start again at 1 in a new Lab
+        for p in self.ctl.iterdir():
+            if p.name == "ready" or p.name.lstrip(".").startswith(("req-", "resp-")):
+                p.unlink(missing_ok=True)
         argv = [
             "timeout", "-s", "KILL", str(int(self.lifetime)),
             "taskset", "-c", str(self.cpu), UML,
@@ -202,7 +238,8 @@ class Guest:
             f"init={INIT}", f"LAB_SHARE={self.share}", f"LAB_REPO={REPO}",
             f"LAB_HOSTNAME={self.name}", f"LAB_TMP_SIZE={self.tmp_size}",
         ]
-        argv += [f"ubd{i}={d}" for i, d in enumerate(self.disks)]
+        flags = self.ubd_flags or [""] * len(self.disks)
+        argv += [f"ubd{i}{f}={d}" for i, (d, f) in enumerate(zip(self.disks, flags))]
         ips = []
         for i, (net, n) in enumerate(self.nics):
             tap = self.lab._add_tap(net, f"lg{self.index}n{i}")
@@ -212,7 +249,32 @@ class Guest:
         if ips:
             argv.append("LAB_NICS={}".format(",".join(ips)))
         self._t0 = time.monotonic()
-        self.proc = self.lab._popen_isolated(argv, stdout=self.console_log.open("wb"))
+        # append: a restarted guest keeps the console of its previous boots
+        with self.console_log.open("ab") as console:
+            self.proc = self.lab._popen_isolated(argv, stdout=console)
+
+    def restart(self, timeout: float = 60) -> Guest:
+        """Boot this guest again once it has stopped (:meth:`kill`, :meth:`shutdown`,
+        a crash): same name, disks, NICs and CPU, a fresh RAM overlay.  Returns
+        when it is ready.  ``kill()`` then ``restart()`` is a node that died and
+        came back with its disks.
+        """
+        if self.alive:
+            raise LabError(f"guest {self.name} is still running: kill() or shutdown() first")
+        # the old kernel must be gone before its disks (host flock) and umid are reused
+        deadline = time.monotonic() + 10
+        while self.leftover_pids():
+            if time.monotonic() > deadline:
+                raise LabError(f"guest {self.name}: old processes {self.leftover_pids()} "
+                               "still there, cannot restart")
+            time.sleep(0.05)
+        # UML would take a stale umid dir whose recorded pid is reused in the new
+        # PID namespace for a live instance
+        shutil.rmtree(self.lab.workdir / "uml" / f"lab-{self.name}", ignore_errors=True)
+        self.boot_seconds = self.guest_uptime_at_ready = None
+        self._pidns = None
+        self._start()
+        return self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float = 60) -> Guest:
         """Block until the command server answers; raise GuestDied/LabError otherwise."""
@@ -406,6 +468,8 @@ class Lab:
         self.guests: list[Guest] = []
         self._nets: list[Network] = []
         self._host_procs: list[subprocess.Popen[bytes]] = []
+        self._taps: set[str] = set()
+        self._shared: dict[str, SharedDisk] = {}
         self._closed = False
         # The holder keeps the netns alive.  It blocks on a pipe from us, so it also
         # exits when we die; its argv names the work dir so leftovers are findable.
@@ -486,15 +550,47 @@ class Lab:
         return net
 
     def _add_tap(self, net: Network, tap: str) -> str:
-        self._ns_exec(f"ip tuntap add dev {tap} mode tap; ip link set {tap} master {net.bridge} up")
+        """Create tap ``tap`` on ``net``'s bridge once (a restarted guest reuses it)."""
+        if tap not in self._taps:
+            self._ns_exec(f"ip tuntap add dev {tap} mode tap; "
+                          f"ip link set {tap} master {net.bridge} up")
+            self._taps.add(tap)
         return tap
 
-    def guest(self, name: str, *, mem: str = "256M", disks: Iterable[str] = (),
+    def shared_disk(self, name: str, size: str, *, sync: bool = False) -> SharedDisk:
+        """Create a sparse disk file that several guests can attach at once.
+
+        Pass the returned handle in ``disks`` of :meth:`guest` (each guest numbers
+        its disks itself: it is /dev/ubdX by its position there).  UML attaches it
+        with the shared flag ``c`` (no host flock, which would refuse the second
+        guest), plus ``s`` (O_SYNC on the host file) when ``sync``.  Created once
+        in the work dir, removed on close.  Same ``name`` again returns the same
+        disk (the size must match).
+        """
+        if name in self._shared:
+            disk = self._shared[name]
+            if disk.size != size or disk.sync != sync:
+                raise LabError(f"shared disk {name} exists as {disk.size} sync={disk.sync}")
+            return disk
+        if not name or "/" in name or name.startswith("."):
+            raise LabError(f"bad shared disk name {name!r}")
+        d = self.workdir / "shared"
+        d.mkdir(exist_ok=True)
+        path = d / f"{name}.img"
+        subprocess.run(["truncate", "-s", size, str(path)], check=True)
+        disk = SharedDisk(name, path, size, sync)
+        self._shared[name] = disk
+        return disk
+
+    def guest(self, name: str, *, mem: str = "256M",
+              disks: Iterable[str | SharedDisk] = (),
               nics: Iterable[tuple[Network, int]] = (), cpu: int | None = None,
               lifetime: float = 600, tmp_size: str = "128m") -> Guest:
         """Start booting a guest (returns at once; see :meth:`Guest.wait_ready`).
 
-        ``disks``: sizes of sparse disk files (``"256M"``), seen as /dev/ubda, ubdb...
+        ``disks``: sizes of sparse disk files (``"256M"``) private to this guest, or
+        :class:`SharedDisk` handles from :meth:`shared_disk`; seen as /dev/ubda,
+        ubdb... in this order.
         ``nics``: ``(network, n)`` pairs: ethI gets ``<prefix>.n/24``.
         ``cpu``: host CPU to pin to (default: round-robin).  ``lifetime``: seconds
         after which the guest is SIGKILLed whatever happens.
@@ -502,13 +598,20 @@ class Lab:
         idx = len(self.guests)
         gdir = self.workdir / name
         gdir.mkdir()
-        paths = []
-        for i, size in enumerate(disks):
+        paths, flags = [], []
+        for i, spec in enumerate(disks):
+            if isinstance(spec, SharedDisk):
+                if self._shared.get(spec.name) is not spec:
+                    raise LabError(f"shared disk {spec.name} is not from this lab")
+                paths.append(spec.path)
+                flags.append(spec.ubd_flags)
+                continue
             p = gdir / f"disk{i}.img"
-            subprocess.run(["truncate", "-s", size, str(p)], check=True)
+            subprocess.run(["truncate", "-s", spec, str(p)], check=True)
             paths.append(p)
+            flags.append("")
         g = Guest(self, name, idx, mem, cpu if cpu is not None else self.cpus[idx % len(self.cpus)],
-                  lifetime, tmp_size, paths, list(nics))
+                  lifetime, tmp_size, paths, list(nics), flags)
         self.guests.append(g)
         g._start()
         return g
@@ -557,6 +660,8 @@ class Lab:
                 for g in self.guests:
                     for d in g.disks:
                         d.unlink(missing_ok=True)
+                for disk in self._shared.values():
+                    disk.path.unlink(missing_ok=True)
             else:
                 shutil.rmtree(self.workdir, ignore_errors=True)
             if left:
