@@ -33,6 +33,10 @@ IPMITOOL = "/usr/bin/ipmitool"
 SYSPY = "/usr/bin/python3"
 AGENT = "/usr/sbin/fence_lsaa_ipmi"
 VBMC_VERSION = "3.3.0"
+# The other pyghmi the agent is checked against (Debian 12 ships 1.5.34): the
+# version the notes describe, installed with pip --target into a cache directory.
+PYGHMI_OTHER = "1.6.19"
+PYGHMI_DIR = Path(os.environ.get("LSAA_PYGHMI_DIR", f"/var/cache/lsaa-test/pyghmi-{PYGHMI_OTHER}"))
 VBMC_VENV = Path(os.environ.get("LSAA_VBMC_VENV", "/var/cache/lsaa-test/vbmc-venv"))
 USER = "admin"
 PASSWORD = "s3cret-BMC#pw"
@@ -129,9 +133,11 @@ class Run:
         return self.stdout + self.stderr + self.log
 
 
-def fence(port: int, action: str, *, timeout: float = 120, **options: object) -> Run:
+def fence(port: int, action: str, *, timeout: float = 120, pyghmi: Path | None = None,
+          **options: object) -> Run:
     """The agent as the fencer runs it: options on stdin, clean environment, with its
-    log written to a debug_file."""
+    log written to a debug_file.  ``pyghmi``: a directory holding another pyghmi,
+    put first on the agent's sys.path."""
     opts: dict[str, object] = {"ip": "127.0.0.1", "ipport": port, "username": USER,
                                "password": PASSWORD, "lanplus": 1, "power_wait": 0}
     opts.update(options)
@@ -139,7 +145,13 @@ def fence(port: int, action: str, *, timeout: float = 120, **options: object) ->
         log = Path(d, "debug.log")
         opts.setdefault("debug_file", log)
         lines = [f"action={action}"] + [f"{k}={v}" for k, v in opts.items() if v is not None]
-        r = subprocess.run([AGENT], input="\n".join(lines) + "\n", capture_output=True,
+        argv = [AGENT]
+        if pyghmi is not None:
+            argv = [SYSPY, "-I", "-c",
+                    f"import sys; sys.path.insert(0, {str(pyghmi)!r}); import pyghmi; "
+                    f"assert pyghmi.__file__.startswith({str(pyghmi)!r}); "
+                    "from lsaa.fence_agents.ipmi import main; main()"]
+        r = subprocess.run(argv, input="\n".join(lines) + "\n", capture_output=True,
                            text=True, timeout=timeout, env=env(), check=False)
         text = log.read_text(errors="replace") if log.exists() else ""
     return Run(r, text)
@@ -290,6 +302,25 @@ def vbmc_venv(timeout: float = 600) -> Path | str:
         tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or [""]
         return f"pip install virtualbmc=={VBMC_VERSION} failed: {tail[0]}"
     return VBMC_VENV
+
+
+def other_pyghmi(timeout: float = 300) -> Path | str:
+    """pyghmi PYGHMI_OTHER (pip --target, no dependencies: it needs only cryptography and
+    python-dateutil, which Debian has), or why there is none."""
+    if (PYGHMI_DIR / "pyghmi" / "ipmi" / "private" / "session.py").exists():
+        return PYGHMI_DIR
+    try:
+        PYGHMI_DIR.parent.mkdir(parents=True, exist_ok=True)
+        r = subprocess.run([SYSPY, "-m", "pip", "install", "-q", "--no-deps", "--target",
+                            str(PYGHMI_DIR), f"pyghmi=={PYGHMI_OTHER}"], capture_output=True,
+                           text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"cannot install pyghmi {PYGHMI_OTHER}: {e}"
+    if r.returncode:
+        shutil.rmtree(PYGHMI_DIR, ignore_errors=True)
+        tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or [""]
+        return f"pip install pyghmi=={PYGHMI_OTHER} failed: {tail[0]}"
+    return PYGHMI_DIR
 
 
 class VirtualBmc:

@@ -171,7 +171,10 @@ class IpmiBackend(PowerBackend):
         if self.bmc is not None and not self.bmc.dead:
             return
         self.close()
-        from lsaa.backends.ipmi import Bmc
+        try:
+            from lsaa.backends.ipmi import Bmc
+        except ImportError as e:  # the RPM requires python3-pyghmi; a by-hand install may not
+            raise FenceError(f"cannot load pyghmi ({e}): install python3-pyghmi") from None
 
         limit = self.deadline.cap(self.login_timeout, "IPMI login")
         self.bmc = Bmc.login(
