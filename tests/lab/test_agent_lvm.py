@@ -2,9 +2,9 @@
 the old owner locked out, and the conformance harness.
 
 One guest plays both nodes by changing its hostname (system_id_source=uname), as
-lab-recipes D.2 does: UML opens a ubd file exclusively (a flock) unless it is
-given the shared flag, and the lab's Guest API has no way to hand the same disk
-file to two guests, so "two nodes, one disk" is one kernel with two names.
+lab-recipes D.2 does: cheap, and the partial-activation and refusal cases need
+only one kernel.  Two real nodes (two kernels on one shared disk, the owner
+killed and booted again): test_agent_lvm_shared.py.
 """
 
 from __future__ import annotations
