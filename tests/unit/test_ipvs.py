@@ -33,6 +33,8 @@ def fixture(name: str) -> str:
 @pytest.fixture(autouse=True)
 def _local(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(ipvs, "kernel_module_present", lambda name: True)
+    # the ipvsadm path (the netlink path: tests at the end of this file)
+    monkeypatch.setattr(ipvs, "open_netlink", lambda ctx, required: None)
     monkeypatch.setattr("shutil.which", lambda name, path=None: f"/usr/sbin/{name}")
 
 
@@ -500,3 +502,147 @@ def test_stop_without_ipvsadm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         out = ocf(AGENT, "stop", BASE, runner=Missing([Call(d)]),
                   env={"HA_RSCTMP": str(tmp_path)})
         assert out.rc == want
+
+
+# ----- the netlink backend (lsaa.backends.ipvs_netlink; its wire format: test_ipvs_netlink) --
+
+class FakeNetlink:
+    """Stands in for ipvs_netlink.Client: reads answer from a list, applies are recorded."""
+
+    def __init__(self, reads: list[object], failures: list[list[tuple[int, int, str]]]
+                 | None = None) -> None:
+        self.reads = list(reads)
+        self.failures = list(failures or [])
+        self.applied: list[list[str]] = []
+
+    def read(self, svc: object) -> object:
+        import copy
+
+        return copy.deepcopy(self.reads.pop(0))
+
+    def apply(self, changes: list[object]) -> list[tuple[int, int, str]]:
+        self.applied.append([repr(c) for c in changes])
+        return self.failures.pop(0) if self.failures else []
+
+
+def use_netlink(monkeypatch: pytest.MonkeyPatch, client: FakeNetlink | None,
+                missing: bool = False) -> None:
+    def fake(ctx: object, required: bool) -> FakeNetlink | None:
+        if missing:
+            setattr(ctx, "lsaa_ipvs_family_missing", True)  # noqa: B010
+        return client
+
+    monkeypatch.setattr(ipvs, "open_netlink", fake)
+
+
+def v4() -> ipvs.Service:
+    return parse_list(fixture("Ln-t-v4.txt"))[0]
+
+
+def test_netlink_start_creates_reads_back_and_runs_nothing(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    nl = FakeNetlink([None, v4()])
+    use_netlink(monkeypatch, nl)
+    monkeypatch.setattr("shutil.which", lambda name, path=None: None)  # no ipvsadm needed
+    assert run("start", BASE, [], tmp_path) == (0, [])
+    key = "('tcp', '192.0.2.10', 80, False)"
+    assert nl.applied == [[f"Change(add service, {key}, None)",
+                           f"Change(add destination, {key}, Dest('10.0.0.11', 80, 'nat', w=1, "
+                           "u=0, l=0))",
+                           f"Change(add destination, {key}, Dest('10.0.0.12', 8080, 'nat', w=3, "
+                           "u=0, l=0))"]]
+    assert not nl.reads
+
+
+def test_netlink_refused_line_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    short = v4()
+    short.dests = short.dests[:1]
+    nl = FakeNetlink([None, short], [[(2, 17, "Destination already exists")]])
+    use_netlink(monkeypatch, nl)
+    rc, reasons = run("start", BASE, [], tmp_path)
+    assert rc == 1
+    assert reasons[0] == ("service still differs (10.0.0.12:8080 missing): -a -t 192.0.2.10:80 "
+                          "-r 10.0.0.12:8080 -m -w 3: Destination already exists")
+
+
+def test_netlink_missing_scheduler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ipvs, "kernel_module_present", lambda name: None)
+    use_netlink(monkeypatch, FakeNetlink(
+        [None], [[(0, 2, "Scheduler or persistence engine not found")]]))
+    rc, reasons = run("start", dict(BASE, scheduler="twos"), [], tmp_path)
+    assert rc == 5 and "ip_vs_twos" in reasons[0]
+
+
+def test_netlink_monitor_repairs_with_the_same_diff(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    edited = v4()
+    edited.dests[1].weight = 9
+    nl = FakeNetlink([edited, edited, v4()])
+    use_netlink(monkeypatch, nl)
+    assert run("monitor", BASE, [], tmp_path, interval="10000") == (0, [])
+    assert nl.applied == [["Change(edit destination, ('tcp', '192.0.2.10', 80, False), "
+                           "Dest('10.0.0.12', 8080, 'nat', w=3, u=0, l=0))"]]
+    use_netlink(monkeypatch, FakeNetlink([v4()]))
+    rc, reasons = run("monitor", dict(BASE, scheduler="rr"), [], tmp_path, interval="10000")
+    assert rc == 1 and "scheduler wlc (configured rr)" in reasons[0]
+
+
+def test_netlink_thresholds_only_when_asked(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A netlink read always has thresholds; without them in the configuration they
+    read as 0, as with ipvsadm -Ln (hand-set thresholds are left alone by monitor)."""
+    hand = v4()
+    hand.dests[0].upper = 50
+    use_netlink(monkeypatch, FakeNetlink([hand]))
+    assert run("monitor", BASE, [], tmp_path, interval="10000") == (0, [])
+
+
+def test_netlink_stop_and_family_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nl = FakeNetlink([None])
+    use_netlink(monkeypatch, nl)
+    assert run("stop", BASE, [], tmp_path) == (0, [])
+    assert nl.applied == [["Change(delete service, ('tcp', '192.0.2.10', 80, False), None)"]]
+    use_netlink(monkeypatch, FakeNetlink([v4()], [[(0, 1, "Operation not permitted")]]))
+    rc, reasons = run("stop", BASE, [], tmp_path)
+    assert rc == 1 and "still present after delete: Operation not permitted" in reasons[0]
+    # no IPVS family: ip_vs is not loaded, so nothing runs and nothing is running
+    use_netlink(monkeypatch, None, missing=True)
+    assert run("stop", BASE, [], tmp_path) == (0, [])
+    assert run("monitor", BASE, [], tmp_path, interval="10000")[0] == 7
+
+
+def test_backend_netlink_required(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lsaa.backends import ipvs_netlink
+
+    def missing(deadline: object) -> None:
+        raise ipvs_netlink.FamilyMissing(2, "no family")
+
+    monkeypatch.undo()
+    monkeypatch.setattr(ipvs, "kernel_module_present", lambda name: True)
+    monkeypatch.setattr(ipvs_netlink, "Client", missing)
+    rc, reasons = run("start", dict(BASE, backend="netlink"), [], tmp_path)
+    assert rc == 5 and "no IPVS netlink family" in reasons[0]
+    assert run("stop", dict(BASE, backend="netlink"), [], tmp_path) == (0, [])
+    # auto: no family means no ip_vs, so no service (and no ipvsadm run to load it)
+    assert run("monitor", BASE, [], tmp_path)[0] == 7
+
+    def unusable(deadline: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    # auto: netlink unusable (not just the family missing): ipvsadm does it all
+    monkeypatch.setattr(ipvs_netlink, "Client", unusable)
+    calls = [Call(LN, stdout=fixture("Ln-t-v4.txt"))]
+    assert run("monitor", BASE, calls, tmp_path)[0] == 0
+
+
+def test_netlink_changes_follow_plan_lines(tmp_path: Path) -> None:
+    cfg = cfg_of(tmp_path, dict(BASE, real_servers="10.0.0.12:8080/w=5,u=9,l=2 10.0.0.13"))
+    lines, _ = plan(cfg, v4(), cfg.servers, False)
+    got = [repr(c) for c in ipvs.netlink_changes(cfg, lines)]
+    key = "('tcp', '192.0.2.10', 80, False)"
+    assert got == [f"Change(edit destination, {key}, Dest('10.0.0.12', 8080, 'nat', w=5, u=9, "
+                   "l=2))",
+                   f"Change(add destination, {key}, Dest('10.0.0.13', 80, 'nat', w=1, u=0, "
+                   "l=0))",
+                   f"Change(delete destination, {key}, Dest('10.0.0.11', 80, 'dr', w=1, u=0, "
+                   "l=0))"]

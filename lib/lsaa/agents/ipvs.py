@@ -1,11 +1,24 @@
 """ocf:lsaa:ipvs — one LVS virtual service, its real servers and their health checks.
 
 One resource owns one kernel virtual service (``vip``+``port``+``protocol``, or
-``fwmark``+``family``).  start and reload-agent read that one service
-(``ipvsadm -Ln -t VIP:PORT``), compute the difference with the configuration
-and apply only that difference in one ``ipvsadm -R`` run fed on stdin (never
+``fwmark``+``family``).  start and reload-agent read that one service, compute
+the difference with the configuration and apply only that difference (never
 ``-C``, never a restore of the whole table), then read it back.  stop deletes
-that service only.  A recurring monitor reads the service, runs the health
+that service only.
+
+Two backends do the reading and writing, chosen by the hidden ``backend``
+parameter (default auto):
+
+* netlink (lsaa.backends.ipvs_netlink), used whenever the kernel has the IPVS
+  generic netlink family: the read is one GET_SERVICE plus one GET_DEST dump,
+  the difference is sent as batched requests each acknowledged, so a refused
+  request is reported by its entry; no child process at all.
+* ipvsadm: ``ipvsadm -Ln -t VIP:PORT`` (+ ``--thresholds``), one ``ipvsadm -R``
+  fed on stdin, ``ipvsadm -D``.  Used when the family is missing (ip_vs not
+  loaded yet: ipvsadm loads it) or with backend=ipvsadm.
+
+Both apply the same ``ipvsadm -R`` lines (plan()); the netlink backend turns
+each into one request.  A recurring monitor reads the service, runs the health
 checks (lsaa.healthcheck), and quiesces/removes/restores real servers through
 the same diff.  Every read-diff-apply holds the node-wide "ipvs" lock.
 
@@ -25,6 +38,8 @@ from lsaa.ocf.spec import Action, AgentSpec, Param
 
 TYPE_CHECKING = False  # see lsaa.errors
 if TYPE_CHECKING:
+    from lsaa.backends.ipvs_netlink import Change as IpvsChange
+    from lsaa.backends.ipvs_netlink import Client as IpvsClient
     from lsaa.backends.ipvsadm import Dest, Service
     from lsaa.healthcheck import Check, Health
 
@@ -226,6 +241,11 @@ SPEC = AgentSpec(
               "of healthy real servers is published under this name as a transient node "
               "attribute (crm_attribute --lifetime reboot), only when it changes.",
               check=_attr_name, reloadable=True),
+        Param("backend", "Kernel interface", "auto (netlink when the kernel's IPVS generic "
+              "netlink family is present, ipvsadm otherwise), netlink or ipvsadm (always run "
+              "ipvsadm). For tests and comparisons; the result is the same.",
+              choices=("auto", "netlink", "ipvsadm"), default="auto", reloadable=True,
+              advanced=True),
     ],
     actions=[
         Action("start", 30),
@@ -579,16 +599,50 @@ class Ipvs(Agent):
 
         from lsaa.run import PATH
 
-        if shutil.which("ipvsadm", path=PATH) is None:
+        if self.netlink(ctx) is None and shutil.which("ipvsadm", path=PATH) is None:
             raise NotInstalledError("ipvsadm is not installed")
         sched = self.config(ctx).service.scheduler
         for module in ("ip_vs", f"ip_vs_{sched}"):
             if kernel_module_present(module) is False:
                 raise NotInstalledError(f"scheduler {sched}: kernel module {module} not found")
 
-    # ----- ipvsadm -------------------------------------------------------------------
+    # ----- backends ------------------------------------------------------------------
+    def netlink(self, ctx: Context) -> IpvsClient | None:
+        """The netlink client of this action, or None: use ipvsadm.
+
+        With backend=netlink a kernel without the IPVS family raises
+        NotInstalledError; with auto it means ipvsadm (which loads ip_vs).
+        """
+        if hasattr(ctx, "lsaa_ipvs_netlink"):
+            client: IpvsClient | None = getattr(ctx, "lsaa_ipvs_netlink")  # noqa: B009
+            return client
+        mode = str(ctx.p("backend") or "auto")
+        client = None
+        setattr(ctx, "lsaa_ipvs_family_missing", False)  # noqa: B010
+        if mode != "ipvsadm":
+            client = open_netlink(ctx, mode == "netlink")
+        setattr(ctx, "lsaa_ipvs_netlink", client)  # noqa: B010
+        return client
+
     def read(self, ctx: Context, cfg: Config, thresholds: bool) -> Service | None:
-        """This one service as the kernel has it (None: absent)."""
+        """This one service as the kernel has it (None: absent).
+
+        Without ``thresholds`` the real servers' thresholds read as 0 (what the
+        ipvsadm listing without --thresholds gives), whichever backend reads.
+        """
+        nl = self.netlink(ctx)
+        if nl is not None:
+            from lsaa.backends.ipvs_netlink import NetlinkError
+
+            try:
+                svc = nl.read(cfg.service)
+            except NetlinkError as e:
+                raise GenericError(f"reading the service over netlink failed: {e.strerror}"
+                                   ) from None
+            if svc is not None and not thresholds:
+                for d in svc.dests:
+                    d.upper = d.lower = 0
+            return svc
         from lsaa.backends.ipvsadm import parse_list
 
         r = ctx.runner.run(["ipvsadm", "-Ln", *cfg.svc_args], ok=(0, 1, 2))
@@ -616,6 +670,10 @@ class Ipvs(Agent):
         raise GenericError(f"ipvsadm -Ln failed: {last[0]}")
 
     def apply(self, ctx: Context, cfg: Config, lines: list[list[str]]) -> str:
+        """Apply plan() lines; the errors as text, one line each (read back to judge)."""
+        nl = self.netlink(ctx)
+        if nl is not None:
+            return self.apply_netlink(ctx, cfg, nl, lines)
         from lsaa.backends.ipvsadm import restore_input
 
         r = ctx.runner.run(["ipvsadm", "-R"], input=restore_input(lines), ok=(0, 1, 2, 255))
@@ -627,6 +685,25 @@ class Ipvs(Agent):
             raise NotInstalledError("IPVS is not available in this kernel (module ip_vs)")
         if errors:
             ctx.log.warning(f"ipvsadm -R: {' / '.join(errors.splitlines()[:5])}")
+        return errors
+
+    def apply_netlink(self, ctx: Context, cfg: Config, nl: IpvsClient,
+                      lines: list[list[str]]) -> str:
+        """The same lines as netlink requests; each refused one named by its line."""
+        from lsaa.backends.ipvs_netlink import NetlinkError
+
+        changes = netlink_changes(cfg, lines)
+        try:
+            failures = nl.apply(changes)
+        except NetlinkError as e:
+            raise GenericError(f"applying over netlink failed: {e.strerror}") from None
+        errors = "\n".join(f"{' '.join(lines[i])}: {words}" for i, _err, words in failures)
+        if any("Scheduler or persistence engine not found" in w for _i, _e, w in failures):
+            sched = cfg.service.scheduler
+            raise NotInstalledError(f"scheduler {sched}: kernel module ip_vs_{sched} not found")
+        if failures:
+            more = f" (+{len(failures) - 5} more)" if len(failures) > 5 else ""
+            ctx.log.warning(f"IPVS netlink: {' / '.join(errors.splitlines()[:5])}{more}")
         return errors
 
     # ----- state ---------------------------------------------------------------------
@@ -767,23 +844,53 @@ class Ipvs(Agent):
         cfg = self.config(ctx)
         with Lock(ctx.state_dir, "ipvs", ctx.deadline):
             try:
-                r = ctx.runner.run(["ipvsadm", "-D", *cfg.svc_args], ok=(0, 2, 255))
+                nl = self.netlink(ctx)
             except NotInstalledError:
-                # Without ipvsadm we can still tell whether any service can exist:
-                # no ip_vs in the kernel means nothing to stop.  Otherwise a failed
-                # stop (and fencing) is the honest answer.
-                if not os.path.exists("/proc/net/ip_vs"):
-                    return OCF_SUCCESS
-                raise
-            gone = r.rc == 2 and "Can't initialize ipvs" in r.stderr
-            if not gone:
-                try:
-                    left = self.read(ctx, cfg, False)
-                except NotInstalledError:
-                    left = None
-                if left is not None:
-                    raise GenericError(f"service still present after ipvsadm -D: "
-                                       f"{r.stderr.strip()[:60]}")
+                nl = None  # backend=netlink without the IPVS family: nothing to stop
+            if nl is not None or getattr(ctx, "lsaa_ipvs_family_missing", False):
+                self.stop_netlink(ctx, cfg, nl)
+            else:
+                self.stop_ipvsadm(ctx, cfg)
+        self.forget(ctx, cfg)
+        return OCF_SUCCESS
+
+    def stop_netlink(self, ctx: Context, cfg: Config, nl: IpvsClient | None) -> None:
+        """Delete the service; no IPVS family means no ip_vs, so nothing to stop."""
+        if nl is None:
+            return
+        from lsaa.backends.ipvs_netlink import DEL_SERVICE, Change, NetlinkError
+
+        try:
+            failures = nl.apply([Change(DEL_SERVICE, cfg.service)])
+        except NetlinkError as e:
+            raise GenericError(f"deleting the service over netlink failed: {e.strerror}"
+                               ) from None
+        if self.read(ctx, cfg, False) is not None:
+            why = failures[0][2] if failures else "no error"
+            raise GenericError(f"service still present after delete: {why}")
+
+    def stop_ipvsadm(self, ctx: Context, cfg: Config) -> None:
+        try:
+            r = ctx.runner.run(["ipvsadm", "-D", *cfg.svc_args], ok=(0, 2, 255))
+        except NotInstalledError:
+            # Without ipvsadm we can still tell whether any service can exist:
+            # no ip_vs in the kernel means nothing to stop.  Otherwise a failed
+            # stop (and fencing) is the honest answer.
+            if not os.path.exists("/proc/net/ip_vs"):
+                return
+            raise
+        gone = r.rc == 2 and "Can't initialize ipvs" in r.stderr
+        if not gone:
+            try:
+                left = self.read(ctx, cfg, False)
+            except NotInstalledError:
+                left = None
+            if left is not None:
+                raise GenericError(f"service still present after ipvsadm -D: "
+                                   f"{r.stderr.strip()[:60]}")
+
+    def forget(self, ctx: Context, cfg: Config) -> None:
+        """After a stop: the node attribute and the health state go."""
         path = ctx.state_file("health")
         if ctx.p("node_attribute") is not None:
             _health, published = self.load_state(ctx, cfg)
@@ -802,11 +909,12 @@ class Ipvs(Agent):
             pass
         except OSError as e:
             ctx.log.warning(f"cannot remove {path}: {e.strerror}")
-        return OCF_SUCCESS
 
     def monitor(self, ctx: Context) -> int:
         cfg = self.config(ctx)
         want0 = cfg.servers
+        if self.netlink(ctx) is None and getattr(ctx, "lsaa_ipvs_family_missing", False):
+            return OCF_NOT_RUNNING  # no ip_vs in the kernel: no service
         cur = self.read(ctx, cfg, any(d.upper or d.lower for d in want0))
         if cur is None:
             return OCF_NOT_RUNNING
@@ -860,6 +968,52 @@ class Ipvs(Agent):
 
 def ctx_quiesce(cfg: Config) -> bool:
     return cfg.on_failure == "quiesce"
+
+
+def open_netlink(ctx: Context, required: bool) -> IpvsClient | None:
+    """A netlink client bound to the IPVS family; None: fall back to ipvsadm.
+
+    Marks ``ctx.lsaa_ipvs_family_missing`` when the kernel answered that it
+    has no IPVS family (ip_vs is not loaded, so no service can exist).
+    """
+    from lsaa.backends.ipvs_netlink import Client, FamilyMissing
+
+    try:
+        return Client(ctx.deadline)
+    except FamilyMissing:
+        setattr(ctx, "lsaa_ipvs_family_missing", True)  # noqa: B010
+        if required:
+            raise NotInstalledError("backend=netlink: the kernel has no IPVS netlink family "
+                                    "(module ip_vs not loaded)") from None
+    except OSError as e:
+        if required:
+            raise GenericError(f"backend=netlink: cannot open a netlink socket: {e.strerror}"
+                               ) from None
+        ctx.log.debug(f"netlink unavailable ({e.strerror}): using ipvsadm")
+    return None
+
+
+def netlink_changes(cfg: Config, lines: list[list[str]]) -> list[IpvsChange]:
+    """plan()'s ipvsadm -R lines as netlink requests (one each, same order)."""
+    from lsaa.backends import ipvs_netlink as nl
+    from lsaa.backends.ipvsadm import FLAG_METHOD, Dest, split_hostport
+
+    cmds = {"-A": nl.NEW_SERVICE, "-E": nl.SET_SERVICE, "-D": nl.DEL_SERVICE,
+            "-a": nl.NEW_DEST, "-e": nl.SET_DEST, "-d": nl.DEL_DEST}
+    out = []
+    for words in lines:
+        cmd = cmds[words[0]]
+        dest = None
+        if "-r" in words:
+            addr, port = split_hostport(words[words.index("-r") + 1])
+            method = next((FLAG_METHOD[w] for w in words if w in FLAG_METHOD), "dr")
+
+            def num(flag: str, default: int, words: list[str] = words) -> int:
+                return int(words[words.index(flag) + 1]) if flag in words else default
+
+            dest = Dest(addr, port, method, num("-w", 1), num("-x", 0), num("-y", 0))
+        out.append(nl.Change(cmd, cfg.service, dest))
+    return out
 
 
 AGENT = Ipvs()
