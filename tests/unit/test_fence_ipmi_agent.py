@@ -218,3 +218,13 @@ def test_a_stale_rakp2_is_left_to_pyghmi() -> None:
     s.sessioncontext = "EXPECTINGRAKP2"
     assert s._got_rakp2(rakp2(s.rmcptag + 5, 20)) == -9  # wrong tag: pyghmi ignores it
     assert not s.lsaa_sha1
+
+
+def test_a_stalled_login_says_where() -> None:
+    s = bare(None)
+    s.lsaa_stage = 0
+    assert "no answer at all" in s.stall()
+    s._got_rmcp_response(bytearray([s.rmcptag, 0, 0, 0]) + bytes(4))  # short: pyghmi drops it
+    assert "unknown user" in s.stall()
+    s.sessioncontext = "ESTABLISHED"
+    assert "Set Session Privilege Level" in s.stall()

@@ -135,6 +135,16 @@ PERMANENT_LOGIN_ERRORS = (
 )
 
 
+# Where a login that timed out got stuck, by how far it got (Rmcp.lsaa_stage).
+LOGIN_STALLS = (
+    "no answer at all (wrong address or port, a firewall, or not an IPMI 2.0 BMC)",
+    "no answer to Open Session",
+    "no RAKP message 2 after Open Session (some BMCs ignore an unknown user name)",
+    "no RAKP message 4",
+    "no answer to Set Session Privilege Level",
+)
+
+
 def describe_code(code: int) -> str:
     """``0xd4 (insufficient privilege level)``."""
     return f"0x{code:02x} ({COMPLETION_CODES.get(code, 'unknown completion code')})"
@@ -192,6 +202,7 @@ class Rmcp(pyghmi_session.Session):  # type: ignore[misc]
         self.lsaa_sha1 = suite == SUITE_SHA1  # learnt or asked: propose SHA-1 only
         self.lsaa_result: dict[str, Any] | None = None
         self.lsaa_notes: list[str] = []
+        self.lsaa_stage = 0  # how far a login got: an index into LOGIN_STALLS
         super().__init__(bmc, userid, password, port=port, kg=kg, onlogon=self._lsaa_logon,
                          privlevel=privlevel, keepalive=True)
 
@@ -218,6 +229,8 @@ class Rmcp(pyghmi_session.Session):  # type: ignore[misc]
         super()._open_rmcpplus_request()
 
     def _got_rmcp_response(self, data: bytearray) -> object:
+        if len(data) > 1 and data[0] == self.rmcptag and data[1] == 0:
+            self.lsaa_stage = max(self.lsaa_stage, 2)
         if (self.lsaa_suite == SUITE_SHA256 and self.sessioncontext == "OPENSESSION"
                 and len(data) > 1 and data[0] == self.rmcptag and data[1] != 0):
             # pyghmi would silently fall back to suite 3: cipher=17 means 17.
@@ -241,10 +254,15 @@ class Rmcp(pyghmi_session.Session):  # type: ignore[misc]
             self.lastpayload = None  # new tag and session id: the BMC drops the half-open one
             self._open_rmcpplus_request()
             return None
-        return super()._got_rakp2(data)
+        result = super()._got_rakp2(data)
+        if self.sessioncontext == "EXPECTINGRAKP4":
+            self.lsaa_stage = max(self.lsaa_stage, 3)
+        return result
 
     def _got_channel_auth_cap(self, response: dict[str, Any]) -> object:
         result = super()._got_channel_auth_cap(response)
+        if "error" not in response:
+            self.lsaa_stage = max(self.lsaa_stage, 1)
         if self.ipmiversion == 2.0:
             self.lsaa_rmcpplus = True  # this BMC speaks RMCP+: a re-login can skip asking
         return result
@@ -315,6 +333,11 @@ class Rmcp(pyghmi_session.Session):  # type: ignore[misc]
         response = self.raw_command(netfn, command, data=list(data))
         return response if response is not None else {"error": "no response"}
 
+    def stall(self) -> str:
+        """Where a login that timed out got stuck, for the error message."""
+        stage = 4 if self.sessioncontext == "ESTABLISHED" else self.lsaa_stage
+        return LOGIN_STALLS[stage]
+
     @property
     def suite(self) -> int:
         """The cipher suite of the established session."""
@@ -364,14 +387,15 @@ class Bmc:
         if not answered:
             session.abandon()
             raise TransientFenceError(f"BMC {where} did not complete the login within "
-                                      f"{limit:g}s (unreachable, or not an IPMI 2.0 BMC)")
+                                      f"{limit:g}s: {session.stall()}")
         result = session.lsaa_result or {}
         error = result.get("error")
         if error:
             session.abandon()
             error = str(error)
             if error.startswith("timeout"):
-                raise TransientFenceError(f"BMC {where} did not answer the login (timeout)")
+                raise TransientFenceError(f"BMC {where} stopped answering the login: "
+                                          f"{session.stall()}")
             if any(p in error for p in PERMANENT_LOGIN_ERRORS):
                 raise FenceError(f"login to BMC {where} as {username!r} failed: {error}")
             raise TransientFenceError(f"login to BMC {where} failed: {error}")
