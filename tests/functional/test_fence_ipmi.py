@@ -112,6 +112,10 @@ def test_actions_on_ipmi_sim(sim: IpmiSim, cipher: str | None) -> None:
     assert fence(sim.port, "status", cipher=cipher).returncode == STATUS_OFF
     r = fence(sim.port, "reboot", cipher=cipher)  # from off: confirmed off, then on
     assert r.returncode == 0 and sim.power() == "on", r.stderr
+    sim.set_power("on")
+    r = fence(sim.port, "reboot", cipher=cipher)  # off, read back, on, read back ...
+    assert r.returncode == 0 and sim.power() == "on", r.stderr
+    assert r.log.count("logged in to") == 1, r.log  # ... all in one IPMI session
     assert fence(sim.port, "monitor", cipher=cipher).returncode == 0
 
 
