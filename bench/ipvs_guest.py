@@ -1,7 +1,9 @@
 """In-guest half of bench_ipvs: timings taken inside the lab guest, printed as JSON.
 
 Run by bench_ipvs.py as ``python3 bench/ipvs_guest.py ROUNDS`` in a guest set up
-by tests/lab/test_agent_ipvs.SETUP (director + netns real servers).  Every
+by tests/lab/test_agent_ipvs.SETUP (director + netns real servers).  The agent
+runs with its default backend (netlink, the IPVS module being loaded by the
+first ``ipvsadm -D``); at 1,000 servers backend=ipvsadm is timed too.  Every
 comparison is interleaved round by round; table resets between rounds are not
 timed.
 """
@@ -57,17 +59,25 @@ def scale(rounds: int) -> dict[str, object]:
                   "real_servers": " ".join(f"{a}:{p}" for a, p in rs)}
         table = f"-A -t {VIP}:7000 -s wrr\n" + "".join(
             f"-a -t {VIP}:7000 -r {a}:{p} -m -w 1\n" for a, p in rs)
-        ours, restore, mon = [], [], []
+        ours, restore, mon, old, old_mon = [], [], [], [], []
+        legacy = dict(params, backend="ipvsadm")
         for _ in range(rounds):
             quiet(["ipvsadm", "-D", "-t", f"{VIP}:7000"])
             ours.append(timed([AGENT, "start"], env(params)))
             mon.append(timed([AGENT, "monitor"], env(params, True)))
             quiet(["ipvsadm", "-D", "-t", f"{VIP}:7000"])
             restore.append(timed(["ipvsadm", "-R"], stdin=table.encode()))
+            if n == 1000:  # the ipvsadm backend, for the record
+                quiet(["ipvsadm", "-D", "-t", f"{VIP}:7000"])
+                old.append(timed([AGENT, "start"], env(legacy)))
+                old_mon.append(timed([AGENT, "monitor"], env(legacy, True)))
         quiet(["ipvsadm", "-D", "-t", f"{VIP}:7000"])
         out[f"start{n}"] = statistics.median(ours)
         out[f"restore{n}"] = statistics.median(restore)
         out[f"monitor{n}"] = statistics.median(mon)
+        if old:
+            out[f"start{n}_ipvsadm"] = statistics.median(old)
+            out[f"monitor{n}_ipvsadm"] = statistics.median(old_mon)
     bare = [timed([sys.executable, "-c", "pass"]) for _ in range(rounds)]
     out["bare"] = statistics.median(bare)
     return out
