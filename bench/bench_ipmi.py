@@ -9,6 +9,7 @@ pyghmi-based agent pays before it sends a packet."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -28,12 +29,14 @@ def rows(rounds: int = 30) -> list[Row]:
         raise RuntimeError(reason)
     if not os.path.exists(ANCHOR):
         raise RuntimeError(f"{ANCHOR} is not installed (fence-agents)")
-    sim = ipmi_lab.IpmiSim(ipmi_lab.scratch("lsaa-bench-ipmi-") / "sim")
+    scratch = ipmi_lab.scratch("lsaa-bench-ipmi-")
+    sim = ipmi_lab.IpmiSim(scratch / "sim")
     sim.start()
     try:
         return _rows(sim, rounds)
     finally:
         sim.kill()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _rows(sim: ipmi_lab.IpmiSim, rounds: int) -> list[Row]:
