@@ -5,9 +5,10 @@
 # (pcs -f) and pushed at once, so the cluster never acts on half a configuration.
 #
 #   fence-NODE  fence_lsaa_ipmi, one per node: powers that node off and on through its BMC
-#   db          ocf:lsaa:stateful, promotable: one Promoted instance (the "primary")
-#   service     a group that runs where db is Promoted, after the promotion:
-#     app         ocf:lsaa:dummy, the service
+#   data        ocf:lsaa:drbd, promotable: the replicated disk, Primary on one node
+#   service     a group that runs where data is Promoted, after the promotion:
+#     vg          ocf:lsaa:lvm-sysid, the volume group on the DRBD device (system ID)
+#     fs          ocf:heartbeat:Filesystem, its logical volume mounted
 #     vip         ocf:heartbeat:IPaddr2, the address clients use
 #
 # Parameters: edit here, or set them in the environment.
@@ -24,7 +25,11 @@ FENCE_AGENT=${FENCE_AGENT:-fence_lsaa_ipmi}
 VIP=${VIP:-192.168.77.100}
 VIP_CIDR=${VIP_CIDR:-24}
 VIP_NIC=${VIP_NIC:-eth0}
-STATE_DIR=${STATE_DIR:-/run/lsaa-stack}           # emptied at boot, as after a power cut
+DRBD_RESOURCE=${DRBD_RESOURCE:-r0}                # in /etc/drbd.conf on both nodes
+VG=${VG:-vg0}                                     # on /dev/drbd0, system ID from uname
+LV=${LV:-data}
+MOUNTPOINT=${MOUNTPOINT:-/srv/stack}
+FSTYPE=${FSTYPE:-ext4}
 
 if [ -n "$CIB" ]; then
     PUSH=
@@ -48,19 +53,22 @@ pcs -f "$CIB" property set stonith-enabled=true
 # A service that moved stays where it is when the failed node comes back.
 pcs -f "$CIB" resource defaults update resource-stickiness=100
 
-# The replicated "data": one primary.
-pcs -f "$CIB" resource create db ocf:lsaa:stateful state_dir="$STATE_DIR" \
-    op monitor interval=5s role=Promoted timeout=20s \
-    op monitor interval=6s role=Unpromoted timeout=20s \
-    promotable promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1
+# The replicated disk: DRBD, Primary on one node.
+pcs -f "$CIB" resource create data ocf:lsaa:drbd drbd_resource="$DRBD_RESOURCE" \
+    op monitor interval=10s role=Promoted timeout=20s \
+    op monitor interval=20s role=Unpromoted timeout=20s \
+    promotable promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true
 
-# The service on the primary, and its address.
-pcs -f "$CIB" resource create app ocf:lsaa:dummy state_dir="$STATE_DIR" \
-    op monitor interval=5s timeout=20s --group service
+# What runs on the Primary, in this order (a group: each after the previous, same node):
+pcs -f "$CIB" resource create vg ocf:lsaa:lvm-sysid vgname="$VG" \
+    op monitor interval=10s timeout=30s --group service
+pcs -f "$CIB" resource create fs ocf:heartbeat:Filesystem \
+    device="/dev/$VG/$LV" directory="$MOUNTPOINT" fstype="$FSTYPE" \
+    op monitor interval=10s timeout=40s --group service
 pcs -f "$CIB" resource create vip ocf:heartbeat:IPaddr2 \
     ip="$VIP" cidr_netmask="$VIP_CIDR" nic="$VIP_NIC" \
-    op monitor interval=5s timeout=20s --group service
-pcs -f "$CIB" constraint colocation add service with Promoted db-clone INFINITY
-pcs -f "$CIB" constraint order promote db-clone then start service
+    op monitor interval=10s timeout=20s --group service
+pcs -f "$CIB" constraint colocation add service with Promoted data-clone INFINITY
+pcs -f "$CIB" constraint order promote data-clone then start service
 
 [ -z "$PUSH" ] || pcs cluster cib-push "$CIB" --config

@@ -58,9 +58,9 @@ def show_failover(st: Stack, f: Failover) -> None:
     say(indent(st.fence_history(f.survivor, f.victim)))
 
 
-def demo(keep: bool, in_guest: bool) -> int:
+def demo(keep: bool, in_guest: bool, results: str | None) -> int:
     banner("Booting two lab guests (UML) and starting Corosync + Pacemaker in them")
-    with running_stack() as st:
+    with running_stack(results=results, keep=bool(results)) as st:
         say(f"both nodes online {st.t_online:.1f} s after the first boot"
             f" (token {st.token_ms} ms, BMCs: ipmi_sim on {st.net.host_ip}:"
             f"{st.bmc_port('node1')}/{st.bmc_port('node2')})")
@@ -123,10 +123,10 @@ def run_in_kept(node: str, argv: list[str]) -> int:
     return int(data.get("rc", 1))
 
 
-def soak(n: int, in_guest: bool) -> int:
+def soak(n: int, in_guest: bool, results: str | None) -> int:
     banner(f"Soak: {n} failovers back and forth")
     mttrs: list[float] = []
-    with running_stack() as st:
+    with running_stack(results=results, keep=bool(results)) as st:
         say(f"both nodes online {st.t_online:.1f} s after the first boot")
         active = configure(st, in_guest)
         for i in range(1, n + 1):
@@ -159,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("soak", help="N consecutive failovers back and forth")
     s.add_argument("-n", type=int, default=10)
     for p in (d, s):
+        p.add_argument("--results", metavar="DIR",
+                       help="keep the nodes' logs (pacemaker, corosync, console) in DIR")
         p.add_argument("--pcs-in-guest", action="store_true",
                        help="run every pcs command of demo/stack.pcs.sh in node1 (slow)")
     r = sub.add_parser("run", help="run a command in a node of a kept demo")
@@ -177,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_term)
     t0 = time.monotonic()
     try:
-        rc = (demo(args.keep, args.pcs_in_guest) if args.cmd == "demo"
-              else soak(args.n, args.pcs_in_guest))
+        rc = (demo(args.keep, args.pcs_in_guest, args.results) if args.cmd == "demo"
+              else soak(args.n, args.pcs_in_guest, args.results))
     except KeyboardInterrupt:
         print("\ninterrupted: everything torn down", file=sys.stderr)
         return 130

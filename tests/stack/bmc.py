@@ -23,6 +23,7 @@ the thread that started them (PR_SET_PDEATHSIG), so the controller thread runs u
 from __future__ import annotations
 
 import contextlib
+import shutil
 import subprocess
 import threading
 import time
@@ -69,16 +70,33 @@ class Event:
     what: str  # "off", "on", "reset", "booted", "started", "start-failed"
 
 
+def _tap_state(lab: Lab, tap: str) -> str:
+    """``ip -br link`` line of a tap in the lab netns ("" if there is none)."""
+    r = subprocess.run(["nsenter", f"--net={lab.netns}", "ip", "-br", "link", "show", tap],
+                       capture_output=True, text=True, check=False)
+    return r.stdout if r.returncode == 0 else ""
+
+
 def reboot_guest(guest: Guest) -> None:
     """Start a stopped guest again with the same disks and NICs (the Lab API boots once).
 
-    The tap devices outlive UML; Guest._start adds them again, so remove them first.
+    Its tap devices are persistent and stay on the lab bridge: the new UML attaches to
+    them again (Guest._start would add them, so it is told they exist), once the dying
+    UML has let go of them (``NO-CARRIER``).  Deleting and re-adding a tap while a
+    killed UML still holds it does not work: the new tap vanishes and UML creates a
+    private one outside the bridge ("uml_net_start_xmit: failed").  The old umid
+    directory goes too (its pid file would name a live PID of the new guest's PID
+    namespace).
     """
     assert not guest.alive
     lab = guest.lab
-    for i in range(len(guest.nics)):
-        with contextlib.suppress(Exception):
-            lab._ns_exec(f"ip link del lg{guest.index}n{i}")
+    taps = [f"lg{guest.index}n{i}" for i in range(len(guest.nics))]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (
+            guest.leftover_pids() or any("NO-CARRIER" not in _tap_state(lab, t)
+                                         for t in taps)):
+        time.sleep(0.02)
+    shutil.rmtree(lab.workdir / "uml" / f"lab-{guest.name}", ignore_errors=True)
     ctl = guest.ctl
     for p in list(ctl.glob("*")):
         with contextlib.suppress(OSError):
@@ -87,7 +105,12 @@ def reboot_guest(guest: Guest) -> None:
     if log.exists():
         log.replace(log.with_name(f"console.{int(time.time())}.log"))
     guest.boot_seconds = None
-    guest._start()
+    add_tap = lab._add_tap
+    lab._add_tap = lambda net, tap: tap if _tap_state(lab, tap) else add_tap(net, tap)
+    try:
+        guest._start()
+    finally:
+        del lab._add_tap  # back to the class's method
 
 
 class PowerController:
@@ -159,18 +182,25 @@ class PowerController:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            for name, guest in self.guests.items():
-                d = self.root / name
-                for req in sorted(d.glob("req-*")):
-                    try:
-                        value = req.read_text().strip()
-                        req.unlink()
-                    except OSError:
-                        continue
-                    self._act(guest, value)
-                    (d / ("ack-" + req.name[4:])).touch()
-                self._write_power(name)
+            try:
+                self._tick()
+            except OSError:
+                if not self._closing:  # the lab's work dir goes away when it is closed
+                    raise
             self._stop.wait(0.02)
+
+    def _tick(self) -> None:
+        for name, guest in self.guests.items():
+            d = self.root / name
+            for req in sorted(d.glob("req-*")):
+                try:
+                    value = req.read_text().strip()
+                    req.unlink()
+                except OSError:
+                    continue
+                self._act(guest, value)
+                (d / ("ack-" + req.name[4:])).touch()
+            self._write_power(name)
 
     def _act(self, guest: Guest, value: str) -> None:
         if value in ("0", "reset"):

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from tests.lab.labctl import REPO, Lab, LabError
 
@@ -43,6 +43,51 @@ NODES = ("node1", "node2")
 BMC_PORT = 6230  # node N: 6230 + N
 VIP_HOST = 100  # <prefix>.100
 TOKEN_MS = 2000  # totem token; consensus defaults to 1.2 x token
+SERVICE = ("data", "vg", "fs", "vip")  # data: where the DRBD clone is Promoted
+DISKS = ["64M", "160M"]  # /dev/ubda: system disk; /dev/ubdb: DRBD's backing disk
+LV_SIZE = "96M"
+
+DRBD_CONF = """\
+global {{ usage-count no; }}
+common {{
+  net {{ protocol C; ping-int 1; ping-timeout 5; }}
+  disk {{ c-plan-ahead 0; resync-rate 300M; }}
+}}
+resource r0 {{
+  on node1 {{ device /dev/drbd0; disk /dev/ubdb; address {a1}:7788; meta-disk internal; }}
+  on node2 {{ device /dev/drbd0; disk /dev/ubdb; address {a2}:7788; meta-disk internal; }}
+}}
+"""
+
+# LVM on top of DRBD: scan only DRBD devices (the backing disk carries the same PV
+# label), system ID from the node name, and no udev in the guests.
+LVMLOCAL = """\
+global { system_id_source = "uname" }
+devices {
+  global_filter = [ "a|^/dev/drbd|", "r|.*|" ]
+  obtain_device_list_from_udev = 0
+  use_devicesfile = 0
+}
+activation { udev_sync = 0  udev_rules = 0  monitoring = 0 }
+"""
+
+# One-time initialisation of the replicated volume, before the cluster manages it:
+# metadata on both, skip the initial sync (both disks are empty), then on node1 only
+# PV, VG (system ID node1), LV and filesystem; everything down again.
+STORAGE_BOTH = "drbdadm -- --force create-md r0 >/dev/null 2>&1; drbdadm up r0"
+STORAGE_NODE1 = f"""
+wait() {{ i=0; until [ "$(drbdadm $1 r0)" = $2 ]; do i=$((i+1)); [ $i -lt 300 ]; sleep 0.1; done; }}
+wait cstate Connected
+drbdadm -- --clear-bitmap new-current-uuid r0
+wait dstate UpToDate/UpToDate
+drbdadm primary r0
+pvcreate -q /dev/drbd0
+vgcreate -q vg0 /dev/drbd0
+lvcreate -q -y -L {LV_SIZE} -n data vg0
+mkfs.ext4 -q /dev/vg0/data
+vgchange -q -an vg0
+drbdadm secondary r0
+"""
 
 
 def fence_agent() -> str:
@@ -103,26 +148,16 @@ class Stack:
         t0 = time.monotonic()
         self.net = self.lab.network("lan")
         self.guests = dict(zip(NODES, self.lab.boot(*[
-            {"name": n, "mem": self.mem, "disks": ["64M"], "nics": [(self.net, i + 1)],
+            {"name": n, "mem": self.mem, "disks": DISKS, "nics": [(self.net, i + 1)],
              "lifetime": self.lifetime} for i, n in enumerate(NODES)])))
         prov = self._provision()
-        errors: list[BaseException] = []
-
-        def run(g: Guest) -> None:
-            try:
-                self._install_and_start(g, prov)
-            except BaseException as e:  # re-raised below
-                errors.append(e)
-        threads = [threading.Thread(target=run, args=(g,)) for g in self.guests.values()]
-        for t in threads:
-            t.start()
+        self._on_both(lambda g: g.run(["/bin/sh", str(NODE_SH), "install", str(prov)],
+                                      check=True, timeout=120))
+        self._init_storage()
         self.power = PowerController(self.lab, self.guests, self.lab.workdir / "bmc",
                                      on_boot=self.start_node)
         self.power.start_bmcs(self.net.host_ip, {n: self.bmc_port(n) for n in NODES})
-        for t in threads:
-            t.join()
-        if errors:
-            raise errors[0]
+        self._on_both(self.start_node)
         self.wait_online(list(NODES), timeout=180)
         self.t_online = time.monotonic() - t0
         return self.t_online
@@ -141,6 +176,9 @@ class Stack:
             "timestamp: on", "timestamp: hires")
         conf.write_text(text)
         (d / "authkey").write_bytes(os.urandom(256))
+        (d / "drbd.conf").write_text(DRBD_CONF.format(a1=self.node_ip("node1"),
+                                                      a2=self.node_ip("node2")))
+        (d / "lvmlocal.conf").write_text(LVMLOCAL)
         cib = d / "cib.xml"
         with cib.open("w") as f:
             subprocess.run(["cibadmin", "--empty"], stdout=f, check=True)
@@ -155,9 +193,31 @@ class Stack:
                 p.chmod(0o777)
         return d
 
-    def _install_and_start(self, g: Guest, prov: Path) -> None:
-        g.run(["/bin/sh", str(NODE_SH), "install", str(prov)], check=True, timeout=120)
-        self.start_node(g)
+    def _on_both(self, fn: Callable[[Guest], object]) -> None:
+        """fn(guest) for both guests in parallel (each guest has a CPU of its own)."""
+        errors: list[BaseException] = []
+
+        def run(g: Guest) -> None:
+            try:
+                fn(g)
+            except BaseException as e:  # re-raised below
+                errors.append(e)
+        threads = [threading.Thread(target=run, args=(g,)) for g in self.guests.values()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+
+    def _init_storage(self) -> None:
+        """DRBD metadata on both nodes, then PV/VG/LV/filesystem from node1 (once)."""
+        prov = self.lab.workdir / "provision"
+        self._on_both(lambda g: g.sh(
+            f"cp {prov}/drbd.conf /etc/drbd.conf; cp {prov}/lvmlocal.conf /etc/lvm/; "
+            "modprobe drbd; modprobe dm-mod; " + STORAGE_BOTH, check=True, timeout=120))
+        self.guests["node1"].sh(STORAGE_NODE1, check=True, timeout=300)
+        self._on_both(lambda g: g.run(["drbdadm", "down", "r0"], check=True, timeout=60))
 
     def start_node(self, g: Guest) -> None:
         """What the node's init does at every boot: corosync, then pacemakerd."""
@@ -309,7 +369,13 @@ class Stack:
 @contextlib.contextmanager
 def running_stack(results: str | os.PathLike[str] | None = None, keep: bool = False,
                   **kw: object) -> Iterator[Stack]:
-    """A lab with a booted two-node cluster; everything is torn down on exit."""
+    """A lab with a booted two-node cluster; everything is torn down on exit.
+
+    ``results``: a directory under which this run's shares and logs are kept (in a new
+    subdirectory: a guest's command spool must start empty).
+    """
+    if results is not None:
+        results = Path(results) / time.strftime("stack-%Y%m%d-%H%M%S")
     lab = Lab(results=results, keep=keep)
     st = Stack(lab, **kw)  # type: ignore[arg-type]
     try:
@@ -336,17 +402,14 @@ def stamp(line: str, year: int | None = None) -> float | None:
 # -- where things run ----------------------------------------------------------
 
 def placement(mon: str) -> dict[str, str]:
-    """From ``crm_mon -1`` text: resource -> node (db: where it is Promoted)."""
+    """From ``crm_mon -1`` text: resource -> node (data: where it is Promoted)."""
     out: dict[str, str] = {}
     m = re.search(r"Promoted: \[ (\S+) \]", mon)
     if m:
-        out["db"] = m.group(1)
+        out["data"] = m.group(1)
     for m in re.finditer(r"\* (\S+)\s+\(([^)]+)\):\s+Started (\S+)", mon):
         out[m.group(1)] = m.group(3)
     return out
-
-
-SERVICE = ("db", "app", "vip")
 
 
 def settled_on(mon: str) -> str | None:
@@ -359,7 +422,7 @@ def settled_on(mon: str) -> str | None:
 
 
 def steady_on(mon: str) -> str | None:
-    """Like settled_on, and the other node runs db Unpromoted and both fence devices run."""
+    """Like settled_on, and the other node runs data Unpromoted and both fence devices run."""
     node = settled_on(mon)
     if node is None:
         return None

@@ -3,6 +3,7 @@
 #
 #   node.sh install PROVISION_DIR   first boot: format the system disk, copy corosync.conf,
 #                                   the authkey and the seeded cib.xml onto it
+#                                   (and drbd.conf, lvmlocal.conf if there are any)
 #   node.sh start LOG_DIR           every boot: mount the system disk, bind its directories
 #                                   over /etc/corosync, /var/lib/{corosync,pacemaker}, start
 #                                   corosync, then pacemakerd; logs go to LOG_DIR (the share)
@@ -39,6 +40,8 @@ install)
     install -m 644 $P/corosync.conf $M/etc-corosync/corosync.conf
     install -m 400 $P/authkey $M/etc-corosync/authkey
     install -o hacluster -g haclient -m 600 $P/cib.xml $M/var-lib-pacemaker/cib/cib.xml
+    mkdir -p $M/etc
+    for f in drbd.conf lvmlocal.conf; do [ ! -f $P/$f ] || install -m 644 $P/$f $M/etc/$f; done
     rm -f $M/var-lib-pacemaker/cib/cib.xml.sig
     umount $M
     ;;
@@ -49,6 +52,9 @@ start)
     mkdir -p /var/log/corosync /var/log/pacemaker /run/resource-agents /run/fence-agents
     mount --bind $L/corosync /var/log/corosync
     mount --bind $L/pacemaker /var/log/pacemaker
+    # the storage stack's configuration (kept on the system disk, like /etc on a real node)
+    [ ! -f $M/etc/drbd.conf ] || { cp $M/etc/drbd.conf /etc/drbd.conf; modprobe drbd; }
+    [ ! -f $M/etc/lvmlocal.conf ] || { cp $M/etc/lvmlocal.conf /etc/lvm/lvmlocal.conf; modprobe dm-mod; }
     $CLEAN corosync
     i=0
     until corosync-cfgtool -s >/dev/null 2>&1; do
