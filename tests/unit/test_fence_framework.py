@@ -108,7 +108,7 @@ def test_reboot_is_confirmed_off_then_on():
     dev = Scripted({"n1": ON})
     out = fence(dev, "action=reboot\nplug=n1\n")
     assert (out.rc, out.stdout) == (0, "Success: Rebooted\n")
-    assert dev.calls == ["get n1", "set n1 off", "get n1", "get n1", "set n1 on", "get n1"]
+    assert dev.calls == ["get n1", "set n1 off", "get n1", "set n1 on", "get n1"]
 
 
 def test_reboot_succeeds_once_off_even_if_on_fails():
@@ -117,6 +117,14 @@ def test_reboot_succeeds_once_off_even_if_on_fails():
     assert out.rc == 0
     assert dev.states["n1"] == OFF
     assert dev.calls.count("set n1 on") == 3  # 1 + retry_on
+
+
+def test_cycle_of_a_target_that_is_off_powers_it_on():
+    dev = Scripted({"n1": OFF})
+    out = fence(dev, "action=reboot\nplug=n1\nmethod=cycle\n")
+    assert out.rc == 0
+    assert "cycle n1" not in dev.calls
+    assert dev.states["n1"] == ON
 
 
 def test_cycle_is_marked_unconfirmed():

@@ -272,6 +272,13 @@ def _do(  # noqa: PLR0911 - one branch per fence action
         return EC_OK
     # reboot
     if values.get("method") == "cycle":
+        if backend.get_power(plug) == OFF:
+            # A BMC may refuse to cycle a machine that is off (IPMI 0xd5); it is
+            # already fenced, so only the power-on half is left.
+            log.info(f"{name} is already off: powering it on instead of cycling")
+            set_confirmed(backend, plug, ON, values, log, deadline, current=OFF)
+            out.write("Success: Rebooted (was already off)\n")
+            return EC_OK
         log.warning(f"method=cycle: one power-cycle command for {name}; the off phase "
                     "cannot be confirmed")
         backend.cycle(plug)
@@ -282,7 +289,9 @@ def _do(  # noqa: PLR0911 - one branch per fence action
     tries = 1 + max(0, int(seconds(values, "retry_on")))
     for attempt in range(1, tries + 1):
         try:
-            set_confirmed(backend, plug, ON, values, log, deadline)
+            # The first attempt knows the state: off was just read back.
+            set_confirmed(backend, plug, ON, values, log, deadline,
+                          current=OFF if attempt == 1 else None)
             out.write("Success: Rebooted\n")
             return EC_OK
         except FenceError as e:
@@ -294,10 +303,16 @@ def _do(  # noqa: PLR0911 - one branch per fence action
 
 
 def set_confirmed(backend: PowerBackend, plug: str | None, state: str,
-                  values: Mapping[str, object], log: Log, deadline: Deadline) -> None:
-    """Bring ``plug`` to ``state`` and return only once the device reports it."""
+                  values: Mapping[str, object], log: Log, deadline: Deadline,
+                  current: str | None = None) -> None:
+    """Bring ``plug`` to ``state`` and return only once the device reports it.
+
+    ``current`` is the state just read back, when the caller has it (saves a
+    round trip); otherwise it is read first.
+    """
     name = plug or "target"
-    current = backend.get_power(plug)
+    if current is None:
+        current = backend.get_power(plug)
     if current == state:
         log.info(f"{name} is already {state}")
         return
