@@ -3,15 +3,26 @@ iSCSILogicalUnit, both resources together, on the same backend.
 
 * LIO: inside one lab guest (bench/iscsi_guest.py; the anchor's lio-t runs
   targetcli, which needs the system D-Bus started here), interleaved round by
-  round; plus lsaa's monitor with 1, 32 and 256 LUNs and ACLs.
+  round; plus lsaa's monitor with 1, 32 and 256 LUNs and ACLs.  The guest gets
+  1.5 GB: 256 ACLs x 256 LUNs are 65,536 mapped LUNs in configfs, which the
+  default 256 MB could not hold (the guest's python was OOM-killed, rc -9).
+  The anchor's start/stop run targetcli 4-8 times at ~1 s each in UML, so the
+  side-by-side part has few rounds (ROUNDS_LIO), each with MONITORS monitors.
 * tgt: on the host, tgtd (control port 0, as the anchor cannot choose one) in a
-  network namespace of its own, interleaved round by round.
+  network namespace of its own, interleaved round by round.  Only our own tgtd
+  is stopped (tgtadm's "delete system" on port 0, which it holds, then SIGKILL
+  to its PID: tgtd ignores SIGTERM); a live tgtd on port 0 (the lock it holds
+  on socket.0.lock) stops the benchmark, a stale socket file does not.
+
+Backing stores are sparse files (tgt, and LIO's extra LUNs) or the guest's
+sparse ubd disks: nothing is written to them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -27,18 +38,31 @@ IQN = "iqn.2024-01.lsaa.bench:tgt"
 INI = "iqn.2024-01.lsaa.bench:ini"
 
 
-def measure_lio(rounds: int) -> dict[str, float]:
+GUEST_MEM = "1536M"  # 256 ACLs x 256 LUNs = 65,536 mapped LUNs: ~200 MB of kernel memory
+ROUNDS_LIO = 5        # the anchor's start/stop run targetcli 4-8 times, ~1 s each in UML
+ROUNDS_TGT = 30       # tgt: ~0.3 s a round on the host
+MONITORS = 3          # monitors per start/stop round
+
+
+def measure_lio(rounds: int, monitors: int) -> dict[str, float]:
+    """LIO figures from inside one lab guest (bench/iscsi_guest.py)."""
     sys.path.insert(0, ROOT)
     from tests.lab.labctl import Lab
 
     with Lab() as lab:
-        g = lab.guest("node1", disks=["128M"], cpu=1).wait_ready()
+        # ubda: the side-by-side LUN; ubdb..ubdd: LUN 0 of the 1/32/256-LUN targets
+        g = lab.guest("node1", mem=GUEST_MEM, disks=["64M"] * 4, lifetime=3000).wait_ready()
         g.sh("mkdir -p /run/dbus /run/ra", check=True)
-        g.spawn(["dbus-daemon", "--system", "--nofork", "--nopidfile"])
+        g.spawn(["dbus-daemon", "--system", "--nofork", "--nopidfile"])  # for targetcli
         g.run(["sh", "-c", "for i in $(seq 100); do test -S /run/dbus/system_bus_socket && "
                "exit 0; sleep 0.1; done; exit 1"], check=True)
-        r = g.run(["python3", os.path.join(ROOT, "bench", "iscsi_guest.py"), str(rounds)],
-                  timeout=1800, check=True)
+        r = g.run(["python3", os.path.join(ROOT, "bench", "iscsi_guest.py"), str(rounds),
+                   str(monitors)], timeout=2700)
+        if r.rc != 0:
+            mem = g.run(["sh", "-c", "free -m; dmesg | tail -20"]).stdout
+            raise RuntimeError(f"iscsi_guest.py rc={r.rc} timed_out={r.timed_out}\n"
+                               f"{r.stderr[-3000:]}\n{mem}")
+    print(r.stderr, end="", file=sys.stderr)
     data: dict[str, float] = json.loads(r.stdout.strip().splitlines()[-1])
     return data
 
@@ -54,61 +78,106 @@ def _env(params: dict[str, str], instance: str, rsctmp: str,
     return e
 
 
-def measure_tgt(rounds: int) -> dict[str, float]:
-    tmp = tempfile.mkdtemp(prefix="lsaa-bench-iscsi-")
-    img = os.path.join(tmp, "lun1.img")
-    with open(img, "wb") as f:
-        f.truncate(64 << 20)
-    if os.path.exists("/var/run/tgtd/socket.0"):
-        raise RuntimeError("a tgtd already uses control port 0")
-    proc = subprocess.Popen(["unshare", "--net", "sh", "-c", "ip link set lo up && exec tgtd "
-                             "-f -C 0 --iscsi portal=127.0.0.1:3260"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+TGT_SOCK = "/var/run/tgtd/socket.0"
+
+
+def _tgtd_port0_free() -> bool:
+    """True unless a live tgtd holds control port 0 (it keeps a lock on socket.0.lock;
+    a file left by a killed tgtd is not a live one)."""
+    import fcntl
+
     try:
-        for _ in range(100):
-            if os.path.exists("/var/run/tgtd/socket.0"):
-                break
-            time.sleep(0.05)
-        chap = {"incoming_username": "benchuser", "incoming_password": "benchsecret1"}
-        ops = {
-            "lsaa": (os.path.join(ROOT, "ocf", "iscsi-target"),
-                     {"implementation": "tgt", "iqn": IQN, "tid": "1",
-                      "portals": "127.0.0.1:3260", "allowed_initiators": INI, **chap},
-                     os.path.join(ROOT, "ocf", "iscsi-lun"),
-                     {"implementation": "tgt", "target_iqn": IQN, "lun": "1", "path": img}),
-            "anchor": (os.path.join(HB, "iSCSITarget"),
-                       {"implementation": "tgt", "iqn": IQN, "tid": "1",
-                        "portals": "127.0.0.1:3260", "allowed_initiators": "ALL", **chap},
-                       os.path.join(HB, "iSCSILogicalUnit"),
-                       {"implementation": "tgt", "target_iqn": IQN, "lun": "1", "path": img}),
-        }
-        samples: dict[str, list[float]] = {}
-        for i in range(rounds + 2):
-            for kind, (t, tp, lu, lp) in ops.items():
-                te, le = _env(tp, f"{kind}_t", tmp), _env(lp, f"{kind}_lu", tmp)
-                tm, lm = _env(tp, f"{kind}_t", tmp, True), _env(lp, f"{kind}_lu", tmp, True)
-                start = once(Cmd([t, "start"], te)) + once(Cmd([lu, "start"], le))
-                mon = once(Cmd([t, "monitor"], tm)) + once(Cmd([lu, "monitor"], lm))
-                stop = once(Cmd([lu, "stop"], le)) + once(Cmd([t, "stop"], te))
-                if i >= 2:
-                    for op, v in (("start", start), ("monitor", mon), ("stop", stop)):
-                        samples.setdefault(f"{kind}_{op}", []).append(v)
-        return {k: statistics.median(v) for k, v in samples.items()}
+        fd = os.open(TGT_SOCK + ".lock", os.O_RDWR)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
     finally:
-        proc.terminate()  # tgtd ignores SIGTERM while it still has targets
+        os.close(fd)  # also drops the lock
+    return True
+
+
+def _stop_tgtd(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the tgtd we started, whose PID we hold (unshare and sh exec into it).
+
+    tgtd ignores SIGTERM (with or without targets); ``tgtadm --op delete --mode
+    system`` ends it at once.  SIGKILL to our PID is the fallback."""
+    if proc.poll() is None:
+        subprocess.run(["tgtadm", "-C", "0", "--op", "delete", "--mode", "system"],
+                       capture_output=True, timeout=10, check=False)
         try:
             proc.wait(5)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        for leftover in ("/var/run/tgtd/socket.0", "/var/run/tgtd/socket.0.lock"):
-            if os.path.exists(leftover):
-                os.unlink(leftover)
+    for leftover in (TGT_SOCK, TGT_SOCK + ".lock"):
+        if os.path.exists(leftover):
+            os.unlink(leftover)
 
 
-def rows(rounds: int = 5) -> list[Row]:
-    lio = measure_lio(rounds)
-    tgt = measure_tgt(max(rounds, 10))
+def measure_tgt(rounds: int, monitors: int) -> dict[str, float]:
+    """tgt figures on the host: tgtd on control port 0 (the anchor cannot choose one),
+    portal 127.0.0.1:3260 in a network namespace of its own."""
+    if shutil.which("tgtd") is None:
+        raise RuntimeError("tgtd is not installed (scripts/setup/apt-iscsi.txt)")
+    if not _tgtd_port0_free():
+        raise RuntimeError(f"a live tgtd already holds control port 0 ({TGT_SOCK}.lock)")
+    for stale in (TGT_SOCK, TGT_SOCK + ".lock"):  # left by a killed tgtd
+        if os.path.exists(stale):
+            os.unlink(stale)
+    tmp = tempfile.mkdtemp(prefix="lsaa-bench-iscsi-")
+    img = os.path.join(tmp, "lun1.img")
+    with open(img, "wb") as f:
+        f.truncate(64 << 20)  # sparse
+    logf = open(os.path.join(tmp, "tgtd.log"), "wb")  # noqa: SIM115 - closed in finally
+    proc = subprocess.Popen(["unshare", "--net", "sh", "-c", "ip link set lo up && exec tgtd "
+                             "-f -C 0 --iscsi portal=127.0.0.1:3260"],
+                            stdout=logf, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(TGT_SOCK):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                logf.flush()
+                with open(os.path.join(tmp, "tgtd.log"), errors="replace") as f:
+                    raise RuntimeError(f"tgtd did not come up (rc {proc.poll()}): {f.read()}")
+            time.sleep(0.05)
+        chap = {"incoming_username": "benchuser", "incoming_password": "benchsecret1"}
+        tparams = {"implementation": "tgt", "iqn": IQN, "tid": "1",
+                   "portals": "127.0.0.1:3260", "allowed_initiators": INI, **chap}
+        lparams = {"implementation": "tgt", "target_iqn": IQN, "lun": "1", "path": img}
+        ops = {
+            "lsaa": (os.path.join(ROOT, "ocf", "iscsi-target"),
+                     os.path.join(ROOT, "ocf", "iscsi-lun")),
+            "anchor": (os.path.join(HB, "iSCSITarget"), os.path.join(HB, "iSCSILogicalUnit")),
+        }
+        samples: dict[str, list[float]] = {}
+        for i in range(rounds + 2):  # two warm-up rounds
+            for kind in ("lsaa", "anchor") if i % 2 == 0 else ("anchor", "lsaa"):
+                t, lu = ops[kind]
+                te, le = _env(tparams, f"{kind}_t", tmp), _env(lparams, f"{kind}_lu", tmp)
+                tm = _env(tparams, f"{kind}_t", tmp, True)
+                lm = _env(lparams, f"{kind}_lu", tmp, True)
+                start = once(Cmd([t, "start"], te)) + once(Cmd([lu, "start"], le))
+                mons = [once(Cmd([t, "monitor"], tm)) + once(Cmd([lu, "monitor"], lm))
+                        for _ in range(monitors)]
+                stop = once(Cmd([lu, "stop"], le)) + once(Cmd([t, "stop"], te))
+                once(Cmd([t, "monitor"], tm, ok=(7,)))  # really stopped
+                if i >= 2:
+                    samples.setdefault(f"{kind}_start", []).append(start)
+                    samples.setdefault(f"{kind}_monitor", []).extend(mons)
+                    samples.setdefault(f"{kind}_stop", []).append(stop)
+        return {k: statistics.median(v) for k, v in samples.items()}
+    finally:
+        _stop_tgtd(proc)
+        logf.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def rows(rounds: int = ROUNDS_LIO) -> list[Row]:
+    tgt = measure_tgt(ROUNDS_TGT, MONITORS)  # first: cheap, and fails fast
+    lio = measure_lio(rounds, MONITORS)
     out = [Row(f"LIO {op}: iscsi-target+iscsi-lun vs iSCSITarget+iSCSILogicalUnit (lio-t)",
                lio[f"lsaa_{op}"], f"resource-agents lio-t {op}", lio[f"anchor_{op}"], limit)
            for op, limit in (("start", 0.2), ("stop", 0.2), ("monitor", 0.5))]
