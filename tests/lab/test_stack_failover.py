@@ -28,7 +28,7 @@ def test_power_cut_of_the_active_node_is_fenced_and_taken_over(tmp_path: Path) -
 
         # fencing happened: the victim's BMC was asked for its power state and powered it
         # on again (it was already off), and the fencer recorded a successful reboot
-        assert f.bmc[:3] == ["on", "booted", "started"], f.bmc
+        assert f.bmc[:4] == ["on", "boot", "booted", "started"], f.bmc
         asked = [what for _t, what in st.power.chassis_log(active, f.t_kill)]
         assert "get power" in asked and "set power 1" in asked, asked
         assert f"reboot of {active} successful" in st.fence_history(survivor, active)

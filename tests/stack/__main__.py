@@ -18,7 +18,15 @@ import sys
 import time
 from pathlib import Path
 
-from .cluster import NODES, PCS_SCRIPT, Failover, Stack, running_stack
+from .cluster import (
+    NODES,
+    PCS_SCRIPT,
+    POST_DELAY,
+    TOKEN_MS,
+    Failover,
+    Stack,
+    running_stack,
+)
 
 KEEP_STATE = Path("/run/lsaa-stack.json")
 
@@ -58,11 +66,12 @@ def show_failover(st: Stack, f: Failover) -> None:
     say(indent(st.fence_history(f.survivor, f.victim)))
 
 
-def demo(keep: bool, in_guest: bool, results: str | None) -> int:
+def demo(keep: bool, in_guest: bool, results: str | None, **kw: float) -> int:
     banner("Booting two lab guests (UML) and starting Corosync + Pacemaker in them")
-    with running_stack(results=results, keep=bool(results)) as st:
+    with running_stack(results=results, keep=bool(results), **kw) as st:
         say(f"both nodes online {st.t_online:.1f} s after the first boot"
-            f" (token {st.token_ms} ms, BMCs: ipmi_sim on {st.net.host_ip}:"
+            f" (token {st.token_ms} ms, POST delay {st.post_delay:g} s,"
+            f" BMCs: ipmi_sim on {st.net.host_ip}:"
             f"{st.bmc_port('node1')}/{st.bmc_port('node2')})")
         active = configure(st, in_guest)
         say(indent(st.crm_mon(active)))
@@ -123,10 +132,10 @@ def run_in_kept(node: str, argv: list[str]) -> int:
     return int(data.get("rc", 1))
 
 
-def soak(n: int, in_guest: bool, results: str | None) -> int:
+def soak(n: int, in_guest: bool, results: str | None, **kw: float) -> int:
     banner(f"Soak: {n} failovers back and forth")
     mttrs: list[float] = []
-    with running_stack(results=results, keep=bool(results)) as st:
+    with running_stack(results=results, keep=bool(results), **kw) as st:
         say(f"both nodes online {st.t_online:.1f} s after the first boot")
         active = configure(st, in_guest)
         for i in range(1, n + 1):
@@ -161,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     for p in (d, s):
         p.add_argument("--results", metavar="DIR",
                        help="keep the nodes' logs (pacemaker, corosync, console) in DIR")
+        p.add_argument("--token", type=int, default=TOKEN_MS, metavar="MS",
+                       help=f"corosync totem token (default {TOKEN_MS})")
+        p.add_argument("--post-delay", type=float, default=POST_DELAY, metavar="S",
+                       help="seconds from a BMC power-on to the guest's boot"
+                            f" (default {POST_DELAY:g})")
         p.add_argument("--pcs-in-guest", action="store_true",
                        help="run every pcs command of demo/stack.pcs.sh in node1 (slow)")
     r = sub.add_parser("run", help="run a command in a node of a kept demo")
@@ -179,8 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_term)
     t0 = time.monotonic()
     try:
-        rc = (demo(args.keep, args.pcs_in_guest, args.results) if args.cmd == "demo"
-              else soak(args.n, args.pcs_in_guest, args.results))
+        kw = {"token_ms": args.token, "post_delay": args.post_delay}
+        rc = (demo(args.keep, args.pcs_in_guest, args.results, **kw) if args.cmd == "demo"
+              else soak(args.n, args.pcs_in_guest, args.results, **kw))
     except KeyboardInterrupt:
         print("\ninterrupted: everything torn down", file=sys.stderr)
         return 130

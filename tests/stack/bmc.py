@@ -7,8 +7,11 @@ it runs in a PID namespace of its own.  So it drops a request file in the BMC's
 directory and waits; :class:`PowerController`, a thread of the test driver, answers:
 
 * power off: SIGKILL the guest's UML (already dead after a hard kill: nothing to do);
-* power on: boot the guest again with the same disks and NIC, then (in a helper thread)
-  wait for it and run the node's start script, as a real node's init would;
+* power on: the power is on at once; after ``post_delay`` seconds (a real server's
+  firmware takes minutes before the OS boots; without a delay the node would rejoin
+  in the middle of the survivor's takeover, which real nodes never do), boot the guest
+  again with the same disks and NIC, then (in a helper thread) wait for it and run the
+  node's start script, as a real node's init would;
 * reset: both.
 
 It also keeps ``<dir>/power`` equal to whether the guest's UML is running, which is
@@ -117,8 +120,11 @@ class PowerController:
     """Answers the BMCs' power requests for a set of guests (see module docstring)."""
 
     def __init__(self, lab: Lab, guests: dict[str, Guest], root: Path,
-                 on_boot: Callable[[Guest], None]) -> None:
+                 on_boot: Callable[[Guest], None], post_delay: float = 0.0) -> None:
         self.lab = lab
+        self.post_delay = post_delay
+        self._pending: dict[str, float] = {}  # node -> monotonic time its boot is due
+        self.held: set[str] = set()  # nodes whose POST lasts until released
         self.guests = guests
         self.root = root
         self.on_boot = on_boot
@@ -165,7 +171,7 @@ class PowerController:
 
     # -- the controller thread ------------------------------------------------
     def _write_power(self, name: str) -> None:
-        state = "1" if self.guests[name].alive else "0"
+        state = "1" if self.guests[name].alive or name in self._pending else "0"
         p = self.root / name / "power"
         try:
             if p.read_text().strip() == state:
@@ -200,19 +206,30 @@ class PowerController:
                     continue
                 self._act(guest, value)
                 (d / ("ack-" + req.name[4:])).touch()
+            due = self._pending.get(name)
+            if due is not None and time.monotonic() >= due and name not in self.held:
+                del self._pending[name]
+                self._boot(guest)
             self._write_power(name)
 
     def _act(self, guest: Guest, value: str) -> None:
         if value in ("0", "reset"):
             self._record(guest.name, "off" if value == "0" else "reset")
+            self._pending.pop(guest.name, None)
             guest.kill()
             self._write_power(guest.name)
-        if value in ("1", "reset") and not guest.alive and not self._closing:
+        if value in ("1", "reset") and not guest.alive and guest.name not in self._pending:
             if value == "1":
                 self._record(guest.name, "on")
-            reboot_guest(guest)
+            self._pending[guest.name] = time.monotonic() + self.post_delay
             self._write_power(guest.name)
-            threading.Thread(target=self._finish_boot, args=(guest,), daemon=True).start()
+
+    def _boot(self, guest: Guest) -> None:
+        if self._closing:
+            return
+        self._record(guest.name, "boot")
+        reboot_guest(guest)
+        threading.Thread(target=self._finish_boot, args=(guest,), daemon=True).start()
 
     def _finish_boot(self, guest: Guest) -> None:
         try:
