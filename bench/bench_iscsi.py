@@ -7,7 +7,8 @@ iSCSILogicalUnit, both resources together, on the same backend.
   1.5 GB: 256 ACLs x 256 LUNs are 65,536 mapped LUNs in configfs, which the
   default 256 MB could not hold (the guest's python was OOM-killed, rc -9).
   The anchor's start/stop run targetcli 4-8 times at ~1 s each in UML, so the
-  side-by-side part has few rounds (ROUNDS_LIO), each with MONITORS monitors.
+  start/stop part has few rounds (ROUNDS_LIO); monitors are alternated one by
+  one between both started pairs (MONITORS_LIO each).
 * tgt: on the host, tgtd (control port 0, as the anchor cannot choose one) in a
   network namespace of its own, interleaved round by round.  Only our own tgtd
   is stopped (tgtadm's "delete system" on port 0, which it holds, then SIGKILL
@@ -41,7 +42,8 @@ INI = "iqn.2024-01.lsaa.bench:ini"
 GUEST_MEM = "1536M"  # 256 ACLs x 256 LUNs = 65,536 mapped LUNs: ~200 MB of kernel memory
 ROUNDS_LIO = 5        # the anchor's start/stop run targetcli 4-8 times, ~1 s each in UML
 ROUNDS_TGT = 30       # tgt: ~0.3 s a round on the host
-MONITORS = 3          # monitors per start/stop round
+MONITORS = 3          # tgt: monitors per start/stop round
+MONITORS_LIO = 30     # LIO: alternated monitors of the started pairs, and scale rounds
 
 
 def measure_lio(rounds: int, monitors: int) -> dict[str, float]:
@@ -50,8 +52,8 @@ def measure_lio(rounds: int, monitors: int) -> dict[str, float]:
     from tests.lab.labctl import Lab
 
     with Lab() as lab:
-        # ubda: the side-by-side LUN; ubdb..ubdd: LUN 0 of the 1/32/256-LUN targets
-        g = lab.guest("node1", mem=GUEST_MEM, disks=["64M"] * 4, lifetime=3000).wait_ready()
+        # ubda/ubde: lsaa's/resource-agents' LUN; ubdb..ubdd: LUN 0 of the 1/32/256 targets
+        g = lab.guest("node1", mem=GUEST_MEM, disks=["64M"] * 5, lifetime=3000).wait_ready()
         g.sh("mkdir -p /run/dbus /run/ra", check=True)
         g.spawn(["dbus-daemon", "--system", "--nofork", "--nopidfile"])  # for targetcli
         g.run(["sh", "-c", "for i in $(seq 100); do test -S /run/dbus/system_bus_socket && "
@@ -177,7 +179,7 @@ def measure_tgt(rounds: int, monitors: int) -> dict[str, float]:
 
 def rows(rounds: int = ROUNDS_LIO) -> list[Row]:
     tgt = measure_tgt(ROUNDS_TGT, MONITORS)  # first: cheap, and fails fast
-    lio = measure_lio(rounds, MONITORS)
+    lio = measure_lio(rounds, MONITORS_LIO)
     out = [Row(f"LIO {op}: iscsi-target+iscsi-lun vs iSCSITarget+iSCSILogicalUnit (lio-t)",
                lio[f"lsaa_{op}"], f"resource-agents lio-t {op}", lio[f"anchor_{op}"], limit)
            for op, limit in (("start", 0.2), ("stop", 0.2), ("monitor", 0.5))]

@@ -4,9 +4,12 @@ Run by bench_iscsi.py as ``python3 bench/iscsi_guest.py ROUNDS MONITORS``.
 
 * Side by side: one "operation" is both resources together (target then LUN
   on start/monitor, LUN then target on stop), lsaa and resource-agents
-  (implementation lio-t, which runs targetcli) interleaved round by round on
-  the same block device, the order alternating every round.  Each round is
-  start, MONITORS monitors, stop; the result is the median per operation.
+  (implementation lio-t, which runs targetcli) on the same configuration.
+  Start/stop: ROUNDS rounds of start, monitor, stop on the same block device,
+  interleaved, the order alternating every round.  Monitor: both pairs started
+  at once (each on its own IQN and disk), MONITORS monitors each, alternated
+  one by one (UML timings swing 2-3x with host load within a minute).  The
+  result is the median per operation.
 * Scale: lsaa's target+LUN monitor (one monitor of the iscsi-target, one of an
   iscsi-lun) on a target with N ACLs and N LUNs, every LUN mapped in every ACL
   (what N iscsi-lun resources leave behind), N = 1, 32, 256.  The target and
@@ -18,7 +21,7 @@ Run by bench_iscsi.py as ``python3 bench/iscsi_guest.py ROUNDS MONITORS``.
   backstores).  That does not flatter the 1-LUN figure: timed alone and with
   the 256-LUN target present, its target and LUN monitors cost the same
   (163/201 ms vs 163/193 ms in one quiet lab run); only the monitored target's
-  ACLs and mapped LUNs are read.
+  ACLs and mapped LUNs are read.  MONITORS interleaved rounds.
 
 Progress goes to stderr; the last stdout line is the JSON result.
 """
@@ -38,6 +41,8 @@ HB = "/usr/lib/ocf/resource.d/heartbeat"
 IQN = "iqn.2024-01.lsaa.bench:t1"
 INI = "iqn.2024-01.lsaa.bench:ini"
 DEV = "/dev/ubda"
+IQN2 = "iqn.2024-01.lsaa.bench:t2"
+DEV2 = "/dev/ubde"
 SCALE_DEVS = {1: "/dev/ubdb", 32: "/dev/ubdc", 256: "/dev/ubdd"}
 CFS = "/sys/kernel/config/target"
 
@@ -74,32 +79,55 @@ def timed(argv: list[str], e: dict[str, str], ok: tuple[int, ...] = (0,)) -> flo
 Pair = tuple[str, dict[str, str], str, dict[str, str]]
 
 
-def pair(kind: str) -> Pair:
+def pair(kind: str, iqn: str = IQN, dev: str = DEV) -> Pair:
     """(target agent, its env, LUN agent, its env): the same target, LUN and ACL."""
     if kind == "lsaa":
         t, lu = os.path.join(ROOT, "ocf", "iscsi-target"), os.path.join(ROOT, "ocf", "iscsi-lun")
-        tp = {"implementation": "lio", "iqn": IQN, "portals": "127.0.0.1:3260",
+        tp = {"implementation": "lio", "iqn": iqn, "portals": "127.0.0.1:3260",
               "allowed_initiators": INI}
-        lp = {"implementation": "lio", "target_iqn": IQN, "lun": "0", "path": DEV}
+        lp = {"implementation": "lio", "target_iqn": iqn, "lun": "0", "path": dev}
     else:
         t, lu = os.path.join(HB, "iSCSITarget"), os.path.join(HB, "iSCSILogicalUnit")
-        tp = {"implementation": "lio-t", "iqn": IQN, "portals": "127.0.0.1:3260",
+        tp = {"implementation": "lio-t", "iqn": iqn, "portals": "127.0.0.1:3260",
               "allowed_initiators": INI}
-        lp = {"implementation": "lio-t", "target_iqn": IQN, "lun": "0", "path": DEV,
+        lp = {"implementation": "lio-t", "target_iqn": iqn, "lun": "0", "path": dev,
               "allowed_initiators": INI}
     return t, env(tp, f"{kind}_t"), lu, env(lp, f"{kind}_lu")
 
 
-def cycle(kind: str, monitors: int) -> tuple[float, list[float], float]:
-    t, te, lu, le = pair(kind)
-    tm, lm = {**te, "OCF_RESKEY_CRM_meta_interval": "10000"}, \
-        {**le, "OCF_RESKEY_CRM_meta_interval": "10000"}
+def monitor_pair(p: Pair) -> float:
+    t, te, lu, le = p
+    return (timed([t, "monitor"], {**te, "OCF_RESKEY_CRM_meta_interval": "10000"}) +
+            timed([lu, "monitor"], {**le, "OCF_RESKEY_CRM_meta_interval": "10000"}))
+
+
+def cycle(kind: str) -> tuple[float, float]:
+    t, te, lu, le = p = pair(kind)
     start = timed([t, "start"], te) + timed([lu, "start"], le)
-    mons = [timed([t, "monitor"], tm) + timed([lu, "monitor"], lm) for _ in range(monitors)]
+    monitor_pair(p)  # running, as start said
     stop = timed([lu, "stop"], le) + timed([t, "stop"], te)
     if os.path.isdir(os.path.join(CFS, "iscsi", IQN)):
         raise RuntimeError(f"{kind} stop left {IQN} in configfs")
-    return start, mons, stop
+    return start, stop
+
+
+def monitors_side_by_side(n: int) -> dict[str, list[float]]:
+    """Both pairs started at once (lsaa on IQN/ubda, resource-agents on IQN2/ubde),
+    their monitors alternated n times: load changes hit both alike."""
+    pairs = {"lsaa": pair("lsaa"), "anchor": pair("anchor", IQN2, DEV2)}
+    for t, te, lu, le in pairs.values():
+        timed([t, "start"], te)
+        timed([lu, "start"], le)
+    out: dict[str, list[float]] = {k: [] for k in pairs}
+    for p in pairs.values():
+        monitor_pair(p)  # warm-up
+    for r in range(n):
+        for k in ("lsaa", "anchor") if r % 2 == 0 else ("anchor", "lsaa"):
+            out[k].append(monitor_pair(pairs[k]))
+    for t, te, lu, le in pairs.values():
+        timed([lu, "stop"], le)
+        timed([t, "stop"], te)
+    return out
 
 
 def scale_params(n: int) -> tuple[dict[str, str], dict[str, str]]:
@@ -148,21 +176,24 @@ def scale_monitor(n: int) -> float:
 
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    monitors = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    monitors = int(sys.argv[2]) if len(sys.argv) > 2 else 30
     res: dict[str, list[float]] = {}
     log("warm-up")
-    cycle("lsaa", 1)  # module loading, first configfs use, page cache
-    cycle("anchor", 1)
+    cycle("lsaa")  # module loading, first configfs use, page cache
+    cycle("anchor")
     for r in range(rounds):
         for kind in ("lsaa", "anchor") if r % 2 == 0 else ("anchor", "lsaa"):
-            s, ms, p = cycle(kind, monitors)
+            s, p = cycle(kind)
             res.setdefault(f"{kind}_start", []).append(s)
-            res.setdefault(f"{kind}_monitor", []).extend(ms)
             res.setdefault(f"{kind}_stop", []).append(p)
         log(f"round {r + 1}/{rounds}: " + ", ".join(
             f"{k} {v[-1] * 1000:.0f}ms" for k, v in sorted(res.items())))
+    for k, v in monitors_side_by_side(monitors).items():
+        res[f"{k}_monitor"] = v
     out: dict[str, float] = {k: statistics.median(v) for k, v in res.items()}
     out.update({f"n_{k}": float(len(v)) for k, v in res.items()})
+    log("monitor: " + ", ".join(f"{k} {out[f'{k}_monitor'] * 1000:.0f}ms"
+                                for k in ("lsaa", "anchor")))
 
     sizes = (1, 32, 256)
     log(f"before scale set-up: {meminfo()}")
@@ -173,7 +204,7 @@ def main() -> None:
     samples: dict[int, list[float]] = {n: [] for n in sizes}
     for n in sizes:
         scale_monitor(n)  # warm-up
-    for r in range(max(rounds * monitors, 10)):
+    for r in range(monitors):
         for n in sizes if r % 2 == 0 else reversed(sizes):
             samples[n].append(scale_monitor(n))
     for n in sizes:
