@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from .bmc import PASSWORD, USER
 from .cluster import (
     NODES,
     PCS_SCRIPT,
@@ -96,7 +97,7 @@ def keep_running(st: Stack) -> None:
     say(f"  {me} run node1 crm_mon -1          # any command in a node")
     say(f"  {me} run node2 pcs status")
     say(f"  nsenter --net={st.lab.netns} ipmitool -I lanplus -C 3 -H {st.net.host_ip}"
-        f" -p {st.bmc_port('node1')} -U admin -P <see tests/stack/bmc.py> chassis power status")
+        f" -p {st.bmc_port('node1')} -U {USER} -P {PASSWORD} chassis power status")
     say(f"  logs: {st.lab.results}/NODE/log/{{pacemaker,corosync}}/")
     try:
         signal.pause()
@@ -191,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    # Ctrl-C tears down even when started from a shell that ignores SIGINT (a background job)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     t0 = time.monotonic()
     try:
         kw = {"token_ms": args.token, "post_delay": args.post_delay}
