@@ -1,16 +1,21 @@
 """Two lab guests running Corosync + Pacemaker, fenced through simulated BMCs.
 
 Each node is a UML guest (tests/lab) with a small system disk (/dev/ubda: corosync.conf,
-authkey, CIB; it survives power cuts) and a NIC on the lab network.  The driver:
+authkey, CIB, drbd.conf, lvmlocal.conf; it survives power cuts), DRBD's backing disk
+(/dev/ubdb) and a NIC on the lab network.  The driver:
 
 1. generates the cluster configuration on the host, as an administrator would on one node
    (``pcs cluster setup --corosync_conf``, local mode, no pcsd), an authkey and a CIB seeded
    with dc-deadtime=2s (lab-recipes A.1, A.3);
-2. boots both guests, installs the configuration onto their system disks and runs
+2. boots both guests, installs the configuration onto their system disks, initialises
+   the replicated volume once (DRBD metadata, then PV/VG/LV/ext4 on node1) and runs
    ``node.sh start`` in each (corosync, then pacemakerd);
 3. starts one ipmi_sim BMC per node on the host side of the lab network (bmc.py), whose
    power control really kills and boots the node's guest;
-4. runs demo/stack.pcs.sh on node1 to create the fence devices and resources.
+4. applies demo/stack.pcs.sh (fence devices, DRBD -> LVM -> Filesystem -> VIP);
+5. measures failovers (:meth:`Stack.failover`): SIGKILL of the active node's UML, then
+   the survivor's corosync and pacemaker logs, the BMC's actions and a ping of the VIP
+   give the timeline; the fenced node boots again and must rejoin.
 """
 
 from __future__ import annotations
