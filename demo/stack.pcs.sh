@@ -9,6 +9,8 @@
 #   service     a group that runs where data is Promoted, after the promotion:
 #     vg          ocf:lsaa:lvm-sysid, the volume group on the DRBD device (system ID)
 #     fs          ocf:heartbeat:Filesystem, its logical volume mounted
+#     target      ocf:lsaa:iscsi-target, an iSCSI target (LIO) with CHAP
+#     lun0        ocf:lsaa:iscsi-lun, a file on that filesystem exported as its LUN 0
 #     vip         ocf:heartbeat:IPaddr2, the address clients use
 #
 # Parameters: edit here, or set them in the environment.
@@ -30,6 +32,11 @@ VG=${VG:-vg0}                                     # on /dev/drbd0, system ID fro
 LV=${LV:-data}
 MOUNTPOINT=${MOUNTPOINT:-/srv/stack}
 FSTYPE=${FSTYPE:-ext4}
+IQN=${IQN:-iqn.2024-01.lsaa.stack:data}            # the exported target
+INITIATORS=${INITIATORS:-iqn.2024-01.lsaa.stack:client}   # who may log in (blank-separated)
+CHAP_USER=${CHAP_USER:-stackuser}
+CHAP_PASSWORD=${CHAP_PASSWORD:-change-me-12}
+LUN_FILE=${LUN_FILE:-lun0.img}                    # in MOUNTPOINT, created beforehand
 
 if [ -n "$CIB" ]; then
     PUSH=
@@ -65,6 +72,13 @@ pcs -f "$CIB" resource create vg ocf:lsaa:lvm-sysid vgname="$VG" \
 pcs -f "$CIB" resource create fs ocf:heartbeat:Filesystem \
     device="/dev/$VG/$LV" directory="$MOUNTPOINT" fstype="$FSTYPE" \
     op monitor interval=10s timeout=40s --group service
+pcs -f "$CIB" resource create target ocf:lsaa:iscsi-target implementation=lio iqn="$IQN" \
+    allowed_initiators="$INITIATORS" \
+    incoming_username="$CHAP_USER" incoming_password="$CHAP_PASSWORD" \
+    op monitor interval=10s timeout=30s --group service
+pcs -f "$CIB" resource create lun0 ocf:lsaa:iscsi-lun implementation=lio target_iqn="$IQN" \
+    lun=0 path="$MOUNTPOINT/$LUN_FILE" backstore=fileio \
+    op monitor interval=10s timeout=30s --group service
 pcs -f "$CIB" resource create vip ocf:heartbeat:IPaddr2 \
     ip="$VIP" cidr_netmask="$VIP_CIDR" nic="$VIP_NIC" \
     op monitor interval=10s timeout=20s --group service

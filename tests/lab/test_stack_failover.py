@@ -1,5 +1,6 @@
-"""The two-node cluster in lab guests (tests/stack): a power cut of the active node is
-fenced through its BMC (fence_lsaa_ipmi -> ipmi_sim -> the guest really boots again), the
+"""The two-node cluster in lab guests (tests/stack: DRBD -> LVM -> Filesystem -> iSCSI
+target + LUN -> VIP, demo/stack.pcs.sh): a power cut of the active node is fenced
+through its BMC (fence_lsaa_ipmi -> ipmi_sim -> the guest really boots again), the
 survivor takes the service over, and the fenced node rejoins.
 
 Asserts on state only; the measured timeline is printed (``pytest -s`` to see it).
@@ -10,6 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tests.stack.cluster import NODES, running_stack, settled_on
+
+IQN = "iqn.2024-01.lsaa.stack:data"  # demo/stack.pcs.sh's default
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -36,6 +39,9 @@ def test_power_cut_of_the_active_node_is_fenced_and_taken_over(tmp_path: Path) -
         # the survivor runs the service; the fenced node is back as a cluster member
         mon = st.crm_mon(survivor)
         assert settled_on(mon) == survivor, mon
+        lun = f"/sys/kernel/config/target/iscsi/{IQN}/tpgt_1/lun/lun_0"
+        assert st.guests[survivor].run(["test", "-d", lun]).ok  # the LUN is exported there
+        assert st.guests[survivor].run(["mountpoint", "-q", "/srv/stack"]).ok
         assert f.rejoined
         assert st.wait_steady(survivor) == survivor
         assert sorted(st.online(active)) == sorted(NODES)

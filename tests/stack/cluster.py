@@ -49,7 +49,7 @@ BMC_PORT = 6230  # node N: 6230 + N
 VIP_HOST = 100  # <prefix>.100
 TOKEN_MS = 2000  # totem token; consensus defaults to 1.2 x token
 POST_DELAY = 15.0  # seconds from a BMC power-on to the guest's boot (firmware, POST)
-SERVICE = ("data", "vg", "fs", "vip")  # data: where the DRBD clone is Promoted
+SERVICE = ("data", "vg", "fs", "target", "lun0", "vip")  # data: where DRBD is Promoted
 DISKS = ["64M", "160M"]  # /dev/ubda: system disk; /dev/ubdb: DRBD's backing disk
 LV_SIZE = "96M"
 
@@ -91,6 +91,7 @@ pvcreate -q /dev/drbd0
 vgcreate -q vg0 /dev/drbd0
 lvcreate -q -y -L {LV_SIZE} -n data vg0
 mkfs.ext4 -q /dev/vg0/data
+mount /dev/vg0/data /mnt && truncate -s 32M /mnt/lun0.img && umount /mnt
 vgchange -q -an vg0
 drbdadm secondary r0
 """
