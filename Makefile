@@ -8,7 +8,7 @@ AGENTS := $(notdir $(wildcard ocf/*))
 FENCE  := $(notdir $(wildcard fence/fence_*))
 
 .PHONY: all setup dev-install lint py39 unit functional lab-test check test bench \
-        metadata metadata-check man rpm demo clean
+        metadata metadata-check man rpm demo demo-ns soak clean
 
 all: check
 
@@ -37,8 +37,10 @@ unit:
 functional:
 	$(PYTEST) -q tests/functional
 
+# The lab itself: guests, teardown guarantees, and the kernel features the
+# agents need.  The agents' own lab tests run with `make test`.
 lab-test:
-	$(PYTEST) -q tests/lab
+	$(PYTEST) -q tests/lab/test_lab_*.py tests/lab/test_smoke_*.py
 
 metadata:
 	$(PYTHON) -m lsaa.tools.metadata write metadata
