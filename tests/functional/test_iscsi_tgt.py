@@ -60,6 +60,10 @@ def tgtd(tmp_path: Path) -> Iterator[Tgtd]:
             time.sleep(0.05)
         yield Tgtd(proc, port, tmp_path)
     finally:
+        # tgtd ignores SIGTERM while it has targets (and often without): ask it
+        # to shut down through its own control socket first.
+        subprocess.run(["tgtadm", "-C", str(port), "--op", "delete", "--mode", "system"],
+                       capture_output=True, timeout=10, check=False)
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(10)
