@@ -33,6 +33,14 @@ def rows(rounds: int = 40) -> list[Row]:
         "dummypy-meta": Cmd([f"{HEARTBEAT}/dummypy", "meta-data"], env),
         "dummypy-mon": Cmd([f"{HEARTBEAT}/dummypy", "monitor"], env),
         "Dummy-mon": Cmd([f"{HEARTBEAT}/Dummy", "monitor"], env),
+        # The same without `site`: this machine's site-packages carry third-party
+        # .pth files (certifi, distutils shims) that cost every interpreter ~4 ms
+        # and are not on a RHEL node; -S removes that from all three alike.
+        "bare-S": Cmd(["/usr/bin/python3", "-S", "-c", "pass"], env),
+        "lsaa-mon-S": Cmd(["/usr/bin/python3", "-S", ours, "monitor"],
+                          {**env, "PYTHONPATH": os.path.join(ROOT, "lib")}),
+        "dummypy-mon-S": Cmd(["/usr/bin/python3", "-S", f"{HEARTBEAT}/dummypy", "monitor"],
+                             env),
     }
     m = medians(cmds, rounds)
     return [
@@ -48,6 +56,10 @@ def rows(rounds: int = 40) -> list[Row]:
             m["bare"], None),
         Row("(floor) shell Dummy monitor vs bare python3", m["Dummy-mon"], "python3 -c pass",
             m["bare"], None),
+        Row("(no site) monitor: ocf:lsaa:dummy vs dummypy", m["lsaa-mon-S"],
+            "dummypy monitor, python3 -S", m["dummypy-mon-S"], None),
+        Row("(no site) monitor: ocf:lsaa:dummy vs bare python3", m["lsaa-mon-S"],
+            "python3 -S -c pass", m["bare-S"], None),
     ]
 
 
