@@ -12,6 +12,14 @@
 #     target      ocf:lsaa:iscsi-target, an iSCSI target (LIO) with CHAP
 #     lun0        ocf:lsaa:iscsi-lun, a file on that filesystem exported as its LUN 0
 #     vip         ocf:heartbeat:IPaddr2, the address clients use
+#     web         ocf:lsaa:ipvs, the LVS virtual service VIP:WEB_PORT, balanced by direct
+#                 routing to the HTTP servers of both nodes (REAL_SERVERS), health-checked
+#                 with HTTP GETs: a dead server is quiesced (weight 0) until it answers again
+#
+# Real servers (direct routing): each one accepts packets for the VIP without answering ARP
+# for it (VIP as a local route on lo, arp_ignore=1, arp_announce=2) and replies to the client
+# directly; the active node reaches its own server as a local one.  tests/stack/node.sh web
+# does this at every boot.
 #
 # Parameters: edit here, or set them in the environment.
 set -e
@@ -37,6 +45,11 @@ INITIATORS=${INITIATORS:-iqn.2024-01.lsaa.stack:client}   # who may log in (blan
 CHAP_USER=${CHAP_USER:-stackuser}
 CHAP_PASSWORD=${CHAP_PASSWORD:-change-me-12}
 LUN_FILE=${LUN_FILE:-lun0.img}                    # in MOUNTPOINT, created beforehand
+WEB_PORT=${WEB_PORT:-80}                          # the LVS virtual service VIP:WEB_PORT
+REAL_SERVERS=${REAL_SERVERS:-"192.168.77.1 192.168.77.2"}   # ADDR[:PORT][/weight=N,method=..]
+LVS_SCHEDULER=${LVS_SCHEDULER:-rr}
+LVS_METHOD=${LVS_METHOD:-dr}                      # real servers on the VIP's subnet
+CHECK_PATH=${CHECK_PATH:-/}                       # HTTP health check: GET, status 200
 
 if [ -n "$CIB" ]; then
     PUSH=
@@ -82,6 +95,11 @@ pcs -f "$CIB" resource create lun0 ocf:lsaa:iscsi-lun implementation=lio target_
 pcs -f "$CIB" resource create vip ocf:heartbeat:IPaddr2 \
     ip="$VIP" cidr_netmask="$VIP_CIDR" nic="$VIP_NIC" \
     op monitor interval=10s timeout=20s --group service
+pcs -f "$CIB" resource create web ocf:lsaa:ipvs vip="$VIP" port="$WEB_PORT" \
+    scheduler="$LVS_SCHEDULER" method="$LVS_METHOD" real_servers="$REAL_SERVERS" \
+    check_type=http check_path="$CHECK_PATH" check_timeout=1 failure_count=1 \
+    recovery_count=2 on_failure=quiesce \
+    op monitor interval=5s timeout=30s --group service
 pcs -f "$CIB" constraint colocation add service with Promoted data-clone INFINITY
 pcs -f "$CIB" constraint order promote data-clone then start service
 

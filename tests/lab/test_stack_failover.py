@@ -1,7 +1,8 @@
 """The two-node cluster in lab guests (tests/stack: DRBD -> LVM -> Filesystem -> iSCSI
-target + LUN -> VIP, demo/stack.pcs.sh): a power cut of the active node is fenced
-through its BMC (fence_lsaa_ipmi -> ipmi_sim -> the guest really boots again), the
-survivor takes the service over, and the fenced node rejoins.
+target + LUN -> VIP -> LVS service VIP:80, demo/stack.pcs.sh): a power cut of the active
+node is fenced through its BMC (fence_lsaa_ipmi -> ipmi_sim -> the guest really boots
+again), the survivor takes the service over (HTTP through the VIP answers again), and the
+fenced node rejoins.
 
 Asserts on state only; the measured timeline is printed (``pytest -s`` to see it).
 """
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tests.stack.cluster import NODES, running_stack, settled_on
+from tests.lab.test_smoke_util import wait_until
+from tests.stack.cluster import NODES, http_get, running_stack, settled_on
 
 IQN = "iqn.2024-01.lsaa.stack:data"  # demo/stack.pcs.sh's default
 
@@ -24,6 +26,7 @@ def test_power_cut_of_the_active_node_is_fenced_and_taken_over(tmp_path: Path) -
         st.pcs_script()
         active = st.wait_steady()
         survivor = next(n for n in NODES if n != active)
+        assert http_get(st.lab, st.vip) in NODES  # the LVS service answers before the cut
         assert st.agent == "fence_lsaa_ipmi"
 
         f = st.failover(active)
@@ -42,6 +45,29 @@ def test_power_cut_of_the_active_node_is_fenced_and_taken_over(tmp_path: Path) -
         lun = f"/sys/kernel/config/target/iscsi/{IQN}/tpgt_1/lun/lun_0"
         assert st.guests[survivor].run(["test", "-d", lun]).ok  # the LUN is exported there
         assert st.guests[survivor].run(["mountpoint", "-q", "/srv/stack"]).ok
+        # the LVS virtual service runs on the survivor, and HTTP through the VIP answers
+        # from the host side of the lab network (the MTTR's measure)
+        assert f.mttr is not None and f.served, f.table()
+        lvs = st.guests[survivor].run(["ipvsadm", "-Ln"], timeout=60)
+        assert lvs.ok and f"TCP  {st.vip}:80 rr" in lvs.stdout, lvs.stdout
+        assert http_get(st.lab, st.vip) in NODES
         assert f.rejoined
         assert st.wait_steady(survivor) == survivor
         assert sorted(st.online(active)) == sorted(NODES)
+
+        # LVS balances by direct routing: the rejoined node gets its weight back from the
+        # health checks, and answers requests for the VIP it does not hold (only the
+        # director forwards them to it: it answers no ARP for the VIP)
+        answered: set[str | None] = set()
+
+        def both_answer() -> bool:
+            answered.add(http_get(st.lab, st.vip))
+            return set(NODES) <= answered
+        wait_until(both_answer, 90, f"GETs through the VIP answered by {NODES}")
+
+        # a dead real server is quiesced: stop the rejoined node's web server (by its PID)
+        st.guests[active].sh("kill $(cat /run/lsaa-www.pid)", check=True)
+        wait_until(lambda: (st.lvs_weights(survivor) or {}).get(st.node_ip(active)) == 0, 60,
+                   f"{active}'s real server quiesced on {survivor}")
+        assert st.lvs_weights(survivor) == {st.node_ip(active): 0, st.node_ip(survivor): 1}
+        assert [http_get(st.lab, st.vip) for _ in range(4)] == [survivor] * 4

@@ -12,10 +12,18 @@ authkey, CIB, drbd.conf, lvmlocal.conf; it survives power cuts), DRBD's backing 
    ``node.sh start`` in each (corosync, then pacemakerd);
 3. starts one ipmi_sim BMC per node on the host side of the lab network (bmc.py), whose
    power control really kills and boots the node's guest;
-4. applies demo/stack.pcs.sh (fence devices, DRBD -> LVM -> Filesystem -> VIP);
+4. applies demo/stack.pcs.sh (fence devices, DRBD -> LVM -> Filesystem -> iSCSI target
+   + LUN -> VIP -> LVS service VIP:80);
 5. measures failovers (:meth:`Stack.failover`): SIGKILL of the active node's UML, then
-   the survivor's corosync and pacemaker logs, the BMC's actions and a ping of the VIP
-   give the timeline; the fenced node boots again and must rejoin.
+   the survivor's corosync and pacemaker logs, the BMC's actions and HTTP GETs through the
+   VIP give the timeline; the fenced node boots again and must rejoin.
+
+The LVS service (ocf:lsaa:ipvs, resource ``web``) balances VIP:80 by direct routing to
+an HTTP server on each node (``node.sh web`` at every boot: a page naming the node, the
+VIP accepted as a local route on lo without ARP).  The director is the active node: its
+own server is a local real server, the other node's gets the client's packets by MAC and
+answers the client directly.  A node that is down fails the http health checks and is
+quiesced; it gets its weight back once it has booted again.
 """
 
 from __future__ import annotations
@@ -49,7 +57,7 @@ BMC_PORT = 6230  # node N: 6230 + N
 VIP_HOST = 100  # <prefix>.100
 TOKEN_MS = 2000  # totem token; consensus defaults to 1.2 x token
 POST_DELAY = 15.0  # seconds from a BMC power-on to the guest's boot (firmware, POST)
-SERVICE = ("data", "vg", "fs", "target", "lun0", "vip")  # data: where DRBD is Promoted
+SERVICE = ("data", "vg", "fs", "target", "lun0", "vip", "web")  # data: where DRBD is Promoted
 DISKS = ["64M", "160M"]  # /dev/ubda: system disk; /dev/ubdb: DRBD's backing disk
 LV_SIZE = "96M"
 
@@ -232,9 +240,10 @@ class Stack:
         self._on_both(lambda g: g.run(["drbdadm", "down", "r0"], check=True, timeout=60))
 
     def start_node(self, g: Guest) -> None:
-        """What the node's init does at every boot: corosync, then pacemakerd."""
+        """What the node's init does at every boot: corosync, pacemakerd, the web server."""
         g.run(["/bin/sh", str(NODE_SH), "start", str(g.share / "log")], check=True,
               timeout=120)
+        g.run(["/bin/sh", str(NODE_SH), "web", self.vip], check=True, timeout=120)
 
     # -- queries ------------------------------------------------------------
     def crm_mon(self, node: str, *extra: str) -> str:
@@ -266,6 +275,7 @@ class Stack:
             "BMC_USER": USER, "BMC_PASSWORD": PASSWORD,
             "FENCE_AGENT": self.agent,
             "VIP": self.vip, "VIP_NIC": "eth0",
+            "REAL_SERVERS": " ".join(self.node_ip(n) for n in NODES),
         }
 
     def pcs_script(self, node: str = "node1", script: Path = PCS_SCRIPT,
@@ -305,6 +315,14 @@ class Stack:
                 raise LabError(f"cluster not steady after {timeout}s:\n{mon}")
             time.sleep(0.3)
 
+    def lvs_weights(self, node: str) -> dict[str, int] | None:
+        """Real server address -> weight of the VIP:80 service on ``node`` (None: absent)."""
+        r = self.guests[node].run(["ipvsadm", "-Ln", "-t", f"{self.vip}:80"], timeout=60)
+        if not r.ok:
+            return None
+        return {m.group(1): int(m.group(2)) for m in re.finditer(
+            r"->\s+([\d.]+):\d+\s+\w+\s+(\d+)", r.stdout)}
+
     def fence_history(self, node: str, target: str) -> str:
         return self.guests[node].run(["stonith_admin", "--history", target], timeout=60).stdout
 
@@ -325,7 +343,7 @@ class Stack:
         """
         survivor = next(n for n in NODES if n != victim)
         assert self.power is not None
-        prober = Prober(self.lab, self.vip)
+        prober = HttpProber(self.lab, self.vip)
         try:
             time.sleep(0.5)
             f = Failover(victim, survivor, time.time())
@@ -341,8 +359,13 @@ class Stack:
                 time.sleep(0.2)
             f.settled = survivor
             self.power.held.discard(victim)
-            # the fenced node comes back (BMC power on -> boot -> node.sh start) and rejoins
+            # the fenced node comes back (BMC power on -> boot -> node.sh start) and rejoins;
+            # meanwhile the survivor's LVS health checks quiesce the victim's web server
+            victim_ip, quiesced = self.node_ip(victim), False
             while True:
+                if not quiesced and (self.lvs_weights(survivor) or {}).get(victim_ip) == 0:
+                    quiesced = True
+                    f.mark(f"web: {victim}'s real server quiesced (weight 0)", time.time())
                 ev = [e.what for e in self.power.events_of(victim, f.t_kill)]
                 if any(e.startswith("start-failed") for e in ev):
                     raise LabError(f"{victim} did not restart: {ev}")
@@ -368,7 +391,9 @@ class Stack:
         if queries:
             f.mark("BMC: first power status query", queries[0])
             f.mark("BMC: last power status query", queries[-1])
-        f.mark("service answering (VIP replies to ping)", prober.first_after(f.t_kill))
+        f.mark(ANSWERING, prober.first_after(f.t_kill))
+        f.served = prober.served_by_after(f.t_kill)
+        f.http_failures = prober.failures
         v, s = re.escape(victim), re.escape(survivor)
         for name, t in _log_marks(self.log(survivor, "corosync"), f.t_kill, [
                 ("corosync: token lost", r"Token has not been received"),
@@ -385,6 +410,13 @@ class Stack:
                    rf"Result of start operation for {r} on {s}: ok") for r in SERVICE[1:]],
         ]).items():
             f.mark(name, t)
+        # the survivor's own web server answers on the VIP as soon as IPaddr2 has put it up
+        # (the director is one of its real servers, served locally): this mark is the first
+        # GET started once the LVS service is there too
+        t_web = f.marks.get(f"web started on {survivor}")
+        if t_web is not None:
+            f.mark("HTTP GET through the VIP with the LVS service up",
+                   prober.first_after(f.t_kill + t_web))
         return f
 
 
@@ -456,12 +488,46 @@ def steady_on(mon: str) -> str | None:
     return None
 
 
-class Prober:
-    """Pings the VIP from the host side of the lab network; records reply times."""
+ANSWERING = "service answering (HTTP GET through the VIP)"
 
-    def __init__(self, lab: Lab, ip: str) -> None:
-        self.replies: list[float] = []
-        self.proc = lab.host_popen(["ping", "-D", "-n", "-i", "0.1", "-W", "1", ip],
+# One GET after another (a new TCP connection each, so each is scheduled by LVS), each
+# line "START END ok|fail BODY"; a short timeout, so a request that went to a dead real
+# server (before the health checks quiesce it) costs half a second.
+HTTP_PROBE = """
+import sys, time, urllib.request
+url, timeout = sys.argv[1], float(sys.argv[2])
+while True:
+    t0 = time.time()
+    try:
+        body = urllib.request.urlopen(url, timeout=timeout).read().decode().strip()
+        print(f"{t0:.3f} {time.time():.3f} ok {body}", flush=True)
+    except Exception as e:
+        print(f"{t0:.3f} {time.time():.3f} fail {type(e).__name__}", flush=True)
+    time.sleep(0.1)
+"""
+
+
+def http_get(lab: Lab, ip: str, timeout: float = 5) -> str | None:
+    """The body of one HTTP GET of http://IP/ from the host side of the lab, or None."""
+    r = lab.host_run([sys.executable, "-c",
+                      "import sys, urllib.request; print(urllib.request.urlopen("
+                      "sys.argv[1], timeout=float(sys.argv[2])).read().decode().strip())",
+                      f"http://{ip}/", str(timeout)], timeout=timeout + 30)
+    return r.stdout.strip() if r.ok else None
+
+
+class HttpProber:
+    """HTTP GETs of http://VIP/ from the host side of the lab network; records successes.
+
+    A success counts from the end of a request that started after the given time (a GET
+    begun before a power cut cannot count as the service being back).
+    """
+
+    def __init__(self, lab: Lab, ip: str, timeout: float = 0.5) -> None:
+        self.replies: list[tuple[float, float, str]] = []  # (start, end, body)
+        self.failures = 0
+        self.proc = lab.host_popen([sys.executable, "-u", "-c", HTTP_PROBE, f"http://{ip}/",
+                                    str(timeout)],
                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self._t = threading.Thread(target=self._read, daemon=True)
         self._t.start()
@@ -469,12 +535,18 @@ class Prober:
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for raw in self.proc.stdout:
-            m = re.match(rb"\[(\d+\.\d+)\] \d+ bytes from", raw)
-            if m:
-                self.replies.append(float(m.group(1)))
+            parts = raw.decode(errors="replace").split(maxsplit=3)
+            if len(parts) >= 3 and parts[2] == "ok":
+                self.replies.append((float(parts[0]), float(parts[1]),
+                                     parts[3].strip() if len(parts) > 3 else ""))
+            elif len(parts) >= 3:
+                self.failures += 1
 
     def first_after(self, t: float) -> float | None:
-        return next((r for r in list(self.replies) if r > t), None)
+        return next((end for start, end, _ in list(self.replies) if start > t), None)
+
+    def served_by_after(self, t: float) -> list[str]:
+        return [body for start, _, body in list(self.replies) if start > t]
 
     def stop(self) -> None:
         self.proc.kill()
@@ -493,6 +565,8 @@ class Failover:
     bmc: list[str] = field(default_factory=list)  # the victim's BMC actions, in order
     rejoined: bool = False
     settled: str | None = None  # where the service runs at the end
+    served: list[str] = field(default_factory=list)  # bodies of the GETs after the kill
+    http_failures: int = 0  # GETs through the VIP that failed (whole probe)
 
     def mark(self, what: str, t: float | None) -> None:
         if t is not None and what not in self.marks:
@@ -500,7 +574,7 @@ class Failover:
 
     @property
     def mttr(self) -> float | None:
-        return self.marks.get("service answering (VIP replies to ping)")
+        return self.marks.get(ANSWERING)
 
     def table(self) -> str:
         rows = sorted(self.marks.items(), key=lambda kv: kv[1])

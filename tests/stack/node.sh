@@ -7,6 +7,13 @@
 #   node.sh start LOG_DIR           every boot: mount the system disk, bind its directories
 #                                   over /etc/corosync, /var/lib/{corosync,pacemaker}, start
 #                                   corosync, then pacemakerd; logs go to LOG_DIR (the share)
+#   node.sh web VIP                 every boot: this node as a real server of the LVS-DR
+#                                   service VIP:80 (ocf:lsaa:ipvs on the active node): an HTTP
+#                                   server on port 80 serving a page naming the node, the VIP
+#                                   accepted as a local address (a local route on lo, no ARP
+#                                   for it: arp_ignore=1, arp_announce=2), so a request the
+#                                   director forwards by MAC is answered straight to the client;
+#                                   the server's PID in /run/lsaa-www.pid
 #
 # The system disk (/dev/ubda) is the node's "root disk": it survives a power cut, so a node
 # that the BMC powers on again has its configuration and CIB, like a real machine.  The rest
@@ -65,6 +72,31 @@ start)
     $CLEAN PCMK_logfile=/var/log/pacemaker/pacemaker.log setsid pacemakerd </dev/null >/dev/null 2>&1 &
     echo "pacemakerd $!"
     ;;
+web)
+    VIP=$2
+    # DR real server: never answer ARP for the VIP unless IPaddr2 put it on eth0 (then this
+    # node is the director and must answer), never use it as an ARP source
+    for c in all eth0; do
+        echo 1 > /proc/sys/net/ipv4/conf/$c/arp_ignore
+        echo 2 > /proc/sys/net/ipv4/conf/$c/arp_announce
+    done
+    # packets for the VIP are delivered locally; a route, not an address, so that IPaddr2
+    # (which looks for the address) adds and removes the VIP on eth0 as usual
+    ip route replace local $VIP/32 dev lo table local
+    mkdir -p /run/www
+    uname -n > /run/www/index.html
+    $CLEAN setsid python3 -m http.server 80 --directory /run/www </dev/null >/dev/null 2>&1 &
+    echo $! > /run/lsaa-www.pid
+    python3 -c "
+import socket, sys, time
+for _ in range(200):
+    try:
+        socket.create_connection(('127.0.0.1', 80), 1).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit('http.server did not answer')"
+    ;;
 *)
-    echo "usage: node.sh install PROVISION_DIR | start LOG_DIR" >&2; exit 2;;
+    echo "usage: node.sh install PROVISION_DIR | start LOG_DIR | web VIP" >&2; exit 2;;
 esac
