@@ -10,7 +10,7 @@ and the man page.
 
 from __future__ import annotations
 
-from lsaa.ocf.spec import FALSE_WORDS, TRUE_WORDS
+from lsaa.ocf.spec import FALSE_WORDS, TRUE_WORDS, check_text
 
 TYPE_CHECKING = False  # see lsaa.errors
 if TYPE_CHECKING:
@@ -81,14 +81,9 @@ class Option:
         flag = f"-{self.short}, {self.long}" if self.short else self.long
         return flag if self.type == "boolean" else f"{flag}=[{self.name}]"
 
-    def parse(self, raw: str) -> object:  # noqa: PLR0912 - one branch per type
+    def parse(self, raw: str) -> object:
         """Typed value; ValueError says what is wrong."""
-        if len(raw) > 4096:
-            raise ValueError("value is longer than 4096 characters")
-        try:
-            raw.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError("value is not valid UTF-8") from None
+        check_text(raw, 4096)
         value: object = raw
         if self.type == "boolean":
             word = raw.strip().lower()

@@ -32,6 +32,22 @@ def parse_bool(raw: str) -> bool:
     raise ValueError(f"{raw!r} is not a boolean (use 1/0, yes/no, true/false)")
 
 
+def check_text(raw: str, limit: int) -> None:
+    """Raise ValueError unless ``raw`` is UTF-8 text of at most ``limit`` characters.
+
+    Environment values and fencer stdin arrive undecoded: bytes that are not
+    UTF-8 reach us as surrogates, and are refused here rather than deeper down.
+    """
+    if len(raw) > limit:
+        raise ValueError(f"value is {len(raw)} characters long (at most {limit})")
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("value is not valid UTF-8") from None
+    if "\x00" in raw:
+        raise ValueError("value contains a NUL character")
+
+
 class Param:
     """One instance attribute (``OCF_RESKEY_<name>``).
 
@@ -104,14 +120,7 @@ class Param:
 
     def parse(self, raw: str) -> object:
         """The typed value of ``raw``; ValueError says what is wrong with it."""
-        if len(raw) > MAX_VALUE_LENGTH:
-            raise ValueError(f"value is {len(raw)} characters long (at most {MAX_VALUE_LENGTH})")
-        try:
-            raw.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError("value is not valid UTF-8") from None
-        if "\x00" in raw:
-            raise ValueError("value contains a NUL character")
+        check_text(raw, MAX_VALUE_LENGTH)
         value: object
         if self.type == "boolean":
             value = parse_bool(raw)
