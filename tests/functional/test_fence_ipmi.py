@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from procscan import process_texts
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -416,25 +417,6 @@ def test_bmc_gone_for_good_is_a_failure(base: Path) -> None:
 # --- secrets ----------------------------------------------------------------------------
 
 
-def _process_texts(pid: int) -> list[bytes]:
-    texts = []
-    todo = [pid]
-    while todo:
-        p = todo.pop()
-        for name in ("cmdline", "environ"):
-            try:
-                with open(f"/proc/{p}/{name}", "rb") as f:
-                    texts.append(f.read())
-            except OSError:
-                pass
-        try:
-            with open(f"/proc/{p}/task/{p}/children") as f:
-                todo += [int(c) for c in f.read().split()]
-        except OSError:
-            pass
-    return texts
-
-
 @pytest.mark.parametrize("outcome", ["success", "failure"])
 def test_password_never_leaves_stdin(sim: IpmiSim, tmp_path: Path, outcome: str) -> None:
     sim.set_power("on")
@@ -451,7 +433,7 @@ def test_password_never_leaves_stdin(sim: IpmiSim, tmp_path: Path, outcome: str)
     seen: list[bytes] = []
     end = time.monotonic() + 60
     while proc.poll() is None and time.monotonic() < end:
-        seen += _process_texts(proc.pid)
+        seen += process_texts(proc.pid)
         time.sleep(0.05)
     assert proc.stdout is not None and proc.stderr is not None
     out, err = proc.stdout.read(), proc.stderr.read()

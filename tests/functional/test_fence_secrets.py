@@ -9,30 +9,11 @@ import subprocess
 import time
 
 import pytest
+from procscan import process_texts
 
 pytestmark = pytest.mark.functional
 AGENT = os.path.join(os.path.dirname(__file__), "..", "..", "fence", "fence_lsaa_dummy")
 SECRET = "Pa55-w0rd-that-must-not-leak"
-
-
-def _process_texts(pid: int) -> list[bytes]:
-    """argv and environment of ``pid`` and all its descendants."""
-    texts = []
-    todo = [pid]
-    while todo:
-        p = todo.pop()
-        for name in ("cmdline", "environ"):
-            try:
-                with open(f"/proc/{p}/{name}", "rb") as f:
-                    texts.append(f.read())
-            except OSError:
-                pass
-        try:
-            with open(f"/proc/{p}/task/{p}/children") as f:
-                todo += [int(c) for c in f.read().split()]
-        except OSError:
-            pass
-    return texts
 
 
 @pytest.mark.parametrize("via", ["password", "password_script"])
@@ -55,7 +36,7 @@ def test_password_only_on_stdin(tmp_path, via):
     seen: list[bytes] = []
     deadline = time.monotonic() + 10
     while proc.poll() is None and time.monotonic() < deadline:
-        seen += _process_texts(proc.pid)
+        seen += process_texts(proc.pid)
         time.sleep(0.05)
     assert proc.wait(timeout=10) == 0
     out, err = proc.stdout.read(), proc.stderr.read()
