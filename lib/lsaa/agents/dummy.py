@@ -14,14 +14,7 @@ import os
 from lsaa.errors import GenericError, LocalConfigError
 from lsaa.ocf import OCF_NOT_RUNNING, OCF_SUCCESS
 from lsaa.ocf.agent import Agent, Context
-from lsaa.ocf.spec import Action, AgentSpec, Param
-
-
-def _absolute(raw: str) -> str:
-    if not raw.startswith("/"):
-        raise ValueError(f"{raw!r} is not an absolute path")
-    return raw
-
+from lsaa.ocf.spec import Action, AgentSpec, Param, absolute_path
 
 SPEC = AgentSpec(
     name="dummy",
@@ -34,7 +27,7 @@ SPEC = AgentSpec(
         Param("state_dir", "Directory for the state file",
               "Directory where the state file is kept. Defaults to HA_RSCTMP "
               "(/run/resource-agents), which is emptied at boot.",
-              check=_absolute, unique_group="state"),
+              check=absolute_path, unique_group="state"),
         Param("fake", "Reloadable value", "A value that can be changed without a restart "
               "(reload-agent rewrites it into the state file).", default="dummy",
               reloadable=True),

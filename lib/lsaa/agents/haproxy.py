@@ -32,7 +32,7 @@ import os
 from lsaa.errors import ConfigError, GenericError, LocalConfigError
 from lsaa.ocf import OCF_NOT_RUNNING, OCF_SUCCESS
 from lsaa.ocf.agent import Agent, Context
-from lsaa.ocf.spec import Action, AgentSpec, Param
+from lsaa.ocf.spec import Action, AgentSpec, Param, absolute_path
 
 TYPE_CHECKING = False  # see lsaa.errors
 if TYPE_CHECKING:
@@ -45,12 +45,6 @@ SUN_PATH_MAX = 107  # bytes of a UNIX socket path, without the NUL
 CLI_TIMEOUT = 5.0  # seconds for one master CLI exchange (capped by the deadline)
 POLL = 0.05
 DEFAULT_GRACE = 10.0  # seconds; stop_grace's default
-
-
-def _absolute(raw: str) -> str:
-    if not raw.startswith("/"):
-        raise ValueError(f"{raw!r} is not an absolute path")
-    return raw
 
 
 def _binary(raw: str) -> str:
@@ -116,7 +110,7 @@ SPEC = AgentSpec(
               "Absolute path of the HAProxy configuration file (or directory of .cfg files) "
               "on each node. Errors in it are node-local: start fails with "
               "OCF_ERR_ARGS and the resource may run elsewhere.",
-              check=_absolute, unique_group="config", reloadable=True),
+              check=absolute_path, unique_group="config", reloadable=True),
         Param("config_text", "Configuration text",
               "The whole HAProxy configuration as text, kept in the CIB. The agent writes it "
               "to a file only root can read, in its state directory. Errors in it are the "

@@ -14,17 +14,11 @@ import os
 from lsaa.errors import AgentError, GenericError
 from lsaa.ocf import OCF_NOT_RUNNING, OCF_RUNNING_PROMOTED, OCF_SUCCESS
 from lsaa.ocf.agent import Agent, Context
-from lsaa.ocf.spec import Action, AgentSpec, Param
+from lsaa.ocf.spec import Action, AgentSpec, Param, absolute_path
 
 PROMOTED = "promoted"
 UNPROMOTED = "unpromoted"
 SCORES = {UNPROMOTED: 5, PROMOTED: 10}
-
-
-def _absolute(raw: str) -> str:
-    if not raw.startswith("/"):
-        raise ValueError(f"{raw!r} is not an absolute path")
-    return raw
 
 
 SPEC = AgentSpec(
@@ -39,7 +33,7 @@ SPEC = AgentSpec(
         Param("state_dir", "Directory for the state file",
               "Directory where the state file is kept. Defaults to HA_RSCTMP "
               "(/run/resource-agents), which is emptied at boot.",
-              check=_absolute, unique_group="state"),
+              check=absolute_path, unique_group="state"),
     ],
     actions=[
         Action("start", 20),

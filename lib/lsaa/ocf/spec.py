@@ -48,6 +48,13 @@ def check_text(raw: str, limit: int) -> None:
         raise ValueError("value contains a NUL character")
 
 
+def absolute_path(raw: str) -> str:
+    """A ``Param(check=...)`` for parameters that must be absolute paths."""
+    if not raw.startswith("/"):
+        raise ValueError(f"{raw!r} is not an absolute path")
+    return raw
+
+
 class Param:
     """One instance attribute (``OCF_RESKEY_<name>``).
 
