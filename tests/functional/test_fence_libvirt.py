@@ -25,6 +25,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.functional.libvirt_lab import LibvirtLab, missing  # noqa: E402
+from tests.functional.procscan import process_texts  # noqa: E402
 
 from lsaa.tester.fence import run_fence_checks  # noqa: E402
 
@@ -156,25 +157,25 @@ def test_sasl_password_through_the_auth_callback(lab: LibvirtLab, tmp_path: Path
     ensure_running(lab, "node2")
     secret = lab.sasl_password
     debug = tmp_path / "debug.log"
+    stdin = "\n".join([
+        "action=off", f"uri={lab.tcp_uri}", "plug=node2", f"username={lab.sasl_user}",
+        f"password={secret}", "delay=1", "verbose=1", f"debug_file={debug}"]) + "\n"
+    # What `ps` shows of the agent and its children while it sleeps in delay.
+    # Only its own process tree: other processes on a shared machine (a CI
+    # runner's scripts) may say "word" for reasons of their own.
+    proc = subprocess.Popen([AGENT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=lab.env())
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    proc.stdin.write(stdin)
+    proc.stdin.close()
     seen: list[str] = []
-
-    def scan() -> None:  # what `ps` shows while the agent runs (it sleeps in delay)
-        end = time.monotonic() + 1.5
-        while time.monotonic() < end:
-            for p in os.listdir("/proc"):
-                if p.isdigit():
-                    try:
-                        seen.append(Path(f"/proc/{p}/cmdline").read_bytes().decode(
-                            errors="replace"))
-                    except OSError:
-                        pass
-            time.sleep(0.1)
-
-    t = threading.Thread(target=scan)
-    t.start()
-    r = fence(lab, "off", uri=lab.tcp_uri, username=lab.sasl_user, password=secret,
-              delay="1", verbose="1", debug_file=str(debug))
-    t.join()
+    end = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < end:
+        seen += [t.decode(errors="replace") for t in process_texts(proc.pid)]
+        time.sleep(0.05)
+    proc.wait(timeout=60)  # its output is a few lines: the pipes cannot fill
+    r = subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.read(),
+                                    proc.stderr.read())
     assert (r.returncode, r.stdout) == (0, "Success: Powered OFF\n"), r.stderr
     assert lab.domstate("node2") == "shut off"
     assert any("fence_lsaa_libvirt" in c for c in seen)  # the scan did see the agent
