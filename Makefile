@@ -16,10 +16,12 @@ setup:
 	bash scripts/setup-debian.sh
 
 # Make the checkout what the RPM would install: the package importable by the
-# system Python (a .pth file), the launchers where Pacemaker and the fencer look.
+# system Python (a symlink in its site directory: the launchers run python3 -IS, which
+# reads no .pth file), the launchers where Pacemaker and the fencer look.
 dev-install:
 	mkdir -p $(SITE) $(OCF_DIR)
-	echo "$(CURDIR)/lib" > $(SITE)/lsaa-dev.pth
+	rm -f $(SITE)/lsaa-dev.pth
+	ln -sfn $(CURDIR)/lib/lsaa $(SITE)/lsaa
 	for a in $(AGENTS); do ln -sfn $(CURDIR)/ocf/$$a $(OCF_DIR)/$$a; done
 	for f in $(FENCE); do ln -sfn $(CURDIR)/fence/$$f /usr/sbin/$$f; done
 
