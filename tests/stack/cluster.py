@@ -422,16 +422,17 @@ class Stack:
 
 @contextlib.contextmanager
 def running_stack(results: str | os.PathLike[str] | None = None, keep: bool = False,
-                  **kw: object) -> Iterator[Stack]:
+                  stack_class: type[Stack] | None = None, **kw: object) -> Iterator[Stack]:
     """A lab with a booted two-node cluster; everything is torn down on exit.
 
     ``results``: a directory under which this run's shares and logs are kept (in a new
-    subdirectory: a guest's command spool must start empty).
+    subdirectory: a guest's command spool must start empty).  ``stack_class``: a
+    subclass of :class:`Stack` to boot instead (e.g. one whose nodes start more at boot).
     """
     if results is not None:
         results = Path(results) / time.strftime("stack-%Y%m%d-%H%M%S")
     lab = Lab(results=results, keep=keep)
-    st = Stack(lab, **kw)  # type: ignore[arg-type]
+    st = (stack_class or Stack)(lab, **kw)  # type: ignore[arg-type]
     try:
         st.boot()
         yield st
