@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import random
+import re
 from pathlib import Path
 
 import pytest
 
 from lsaa.backends import iscsiadm as ia
 from lsaa.backends import tgt
-from lsaa.backends.iscsiname import check_name, check_portals, parse_portal, portal_of_listing
+from lsaa.backends.iscsiname import (
+    check_name,
+    check_portals,
+    parse_portal,
+    portal_of_listing,
+    split_list,
+)
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -33,6 +42,94 @@ def test_eui_and_naa_are_lowercased() -> None:
 def test_invalid_names(name: str) -> None:
     with pytest.raises(ValueError):
         check_name(name)
+
+
+# The checks were regular expressions; they are character-set code now (importing re
+# cost every monitor 4-10 ms).  These patterns are the former definition, kept here as
+# the oracle: the new code must accept and refuse exactly the same names.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+_IQN_RE = re.compile(r"iqn\.[0-9]{4}-(?:0[1-9]|1[0-2])\." + _LABEL + r"(?:\." + _LABEL + r")*"
+                     r"(?::[a-z0-9.:_-]+)?\Z")
+_EUI_RE = re.compile(r"eui\.[0-9a-f]{16}\Z")
+_NAA_RE = re.compile(r"naa\.(?:[0-9a-f]{16}|[0-9a-f]{32})\Z")
+
+
+def _old_check_name(raw: str) -> str | None:
+    name = raw.strip()
+    if len(name.encode()) > 223:
+        return None
+    low = name.lower()
+    if low.startswith(("eui.", "naa.")):
+        return low if (_EUI_RE if low.startswith("eui.") else _NAA_RE).match(low) else None
+    if not low.startswith("iqn.") or name != low or not _IQN_RE.match(name):
+        return None
+    return name
+
+
+def _new_check_name(raw: str) -> str | None:
+    try:
+        return check_name(raw)
+    except ValueError:
+        return None
+
+
+def _names(rng: random.Random) -> list[str]:
+    """Valid names, each mutated at random: characters at the edges of every class
+    (digits, '-', '.', ':', '_', upper case, non-ASCII, blanks), cut or doubled."""
+    seeds = ["iqn.2024-01.org.example:tgt1", "iqn.1994-05.com.redhat", "iqn.2000-12.a",
+             "iqn.2003-01.org.linux-iscsi.host.x8664:sn.8b1c2e3d4f5a", "iqn.2024-10.a-b.c:x:y",
+             "eui.02004567a425678d", "naa.52004567ba64678d",
+             "naa.6001405c3d9e4f0b8a7d6e5f4a3b2c1d", "EUI.02004567A425678D"]
+    alphabet = "iqneuaxz0123456789-.:_ AZaf\tÄ٣\u212a"
+    out = list(seeds)
+    for _ in range(20000):
+        s = list(rng.choice(seeds))
+        for _ in range(rng.randint(1, 3)):
+            i = rng.randrange(len(s) + 1)
+            op = rng.randrange(4)
+            if op == 0 and i < len(s):
+                s[i] = rng.choice(alphabet)
+            elif op == 1:
+                s.insert(i, rng.choice(alphabet))
+            elif op == 2 and i < len(s):
+                del s[i]
+            else:
+                s = s[:i]
+        out.append("".join(s))
+    return out
+
+
+def test_name_checks_accept_exactly_what_the_former_patterns_accepted() -> None:
+    names = _names(random.Random(6))
+    accepted = 0
+    for name in names:
+        assert _new_check_name(name) == _old_check_name(name), name
+        accepted += _old_check_name(name) is not None
+    # the generated set exercises both outcomes, not just one
+    assert 1000 < accepted < len(names) - 1000
+
+
+@pytest.mark.parametrize("raw", ["a b,c", " a,,b  c ", "a\u2003b", "", " , "])
+def test_split_list_is_the_former_pattern(raw: str) -> None:
+    assert split_list(raw) == [w for w in re.split(r"[\s,]+", raw.strip()) if w]
+
+
+def test_plain_ipv4_fast_path_agrees_with_ipaddress() -> None:
+    rng = random.Random(4)
+    hosts = ["0.0.0.0", "255.255.255.255", "1.2.3.04", "256.1.1.1", "1.2.3", "1.2.3.4.5",
+             "01.2.3.4", "1..2.3", "+1.2.3.4", "1.2.3.٣", " 1.2.3.4", "1.2.3.4 "]
+    hosts += [".".join(rng.choice(["0", "00", "7", "010", "99", "199", "255", "256", "1000", ""])
+                       for _ in range(rng.choice([3, 4, 4, 5]))) for _ in range(3000)]
+    for host in hosts:
+        try:
+            want: str | None = str(ipaddress.ip_address(host.strip()))
+        except ValueError:
+            want = None
+        if want is not None and ":" not in want:
+            assert str(parse_portal(host)) == f"{want}:3260", host
+        else:
+            with pytest.raises(ValueError):
+                parse_portal(host)
 
 
 @pytest.mark.parametrize(("raw", "text"), [
@@ -165,3 +262,25 @@ def test_session_disks_from_sysfs(tmp_path: Path) -> None:
     assert ia.session_disks(3, str(tmp_path)) == [(0, "sdb"), (1, "sdc")]
     assert ia.session_state(3, str(tmp_path)) == "LOGGED_IN"
     assert ia.session_state(4, str(tmp_path)) == ""
+
+
+def test_lun_identity_checks_are_the_former_patterns() -> None:
+    from lsaa.agents.iscsi_lun import _ascii_field, _serial, backstore_name
+
+    rng = random.Random(8)
+    alphabet = "aZ09._:- /,\tÄ\u212a"
+    for _ in range(5000):
+        raw = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        assert backstore_name(raw) == (re.sub(r"[^A-Za-z0-9_.:-]", "_", raw)[:64] or "lsaa")
+        ok = re.fullmatch(r"[A-Za-z0-9._:-]{1,36}", raw) is not None
+        try:
+            _serial(raw)
+            assert ok, raw
+        except ValueError:
+            assert not ok, raw
+        ok = len(raw) <= 16 and re.fullmatch(r"[A-Za-z0-9 ._-]*", raw) is not None
+        try:
+            _ascii_field(16)(raw)
+            assert ok, raw
+        except ValueError:
+            assert not ok, raw

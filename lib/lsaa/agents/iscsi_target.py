@@ -9,9 +9,7 @@ in memory).
 
 from __future__ import annotations
 
-import re
-
-from lsaa.backends.iscsiname import check_name, check_names, check_portals, split_list
+from lsaa.backends.iscsiname import check_name, check_names, check_portals, only, split_list
 from lsaa.errors import GenericError, LocalConfigError, NotInstalledError
 from lsaa.ocf import OCF_NOT_RUNNING, OCF_SUCCESS
 from lsaa.ocf.agent import Agent, Context
@@ -32,11 +30,17 @@ def check_secret_word(raw: str) -> str:
     return raw
 
 
+_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_NAME_CHARS = _LETTERS | frozenset("0123456789_")
+
+
 def check_attributes(raw: str) -> list[tuple[str, str]]:
     out = []
     for word in split_list(raw):
         name, eq, value = word.partition("=")
-        if not eq or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name) or not value:
+        # [A-Za-z][A-Za-z0-9_]*, without importing re
+        if not eq or not name or name[0] not in _LETTERS or not only(name, _NAME_CHARS) \
+                or not value:
             raise ValueError(f"{word[:40]!r} is not name=value")
         out.append((name, value))
     return out
