@@ -6,6 +6,8 @@
                                             HTTP GET through the VIP answered), tear down
     python -m tests.stack soak [-n 10]      N failovers back and forth, MTTR of each
     python -m tests.stack run NODE CMD...   run a command in a node of a kept demo
+    python -m tests.stack compare [-n N]    the same stack with the ClusterLabs/LINBIT
+                                            agents, MTTRs side by side (compare.py)
 """
 
 from __future__ import annotations
@@ -171,6 +173,11 @@ def soak(n: int, in_guest: bool, results: str | None, **kw: float) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["compare"]:  # its own options (argparse's REMAINDER drops a leading -x)
+        from .compare import main as compare_main
+
+        return compare_main(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m tests.stack", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -188,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
                             f" (default {POST_DELAY:g})")
         p.add_argument("--pcs-in-guest", action="store_true",
                        help="run every pcs command of demo/stack.pcs.sh in node1 (slow)")
+    c = sub.add_parser("compare", add_help=False,
+                       help="the lsaa stack and the ClusterLabs/LINBIT agents' one, MTTR side by"
+                            " side (tests/stack/compare.py; compare --help)")
+    c.add_argument("args", nargs=argparse.REMAINDER)
     r = sub.add_parser("run", help="run a command in a node of a kept demo")
     r.add_argument("node", choices=NODES)
     r.add_argument("argv", nargs=argparse.REMAINDER)
