@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 
-from lsaa.agents.iscsi_target import implementation
+from lsaa.agents.iscsi_common import ACTIONS, TGT_CONTROL_PORT, control_port, implementation
 from lsaa.backends.iscsiname import check_name, only
 from lsaa.errors import GenericError, LocalConfigError, NotInstalledError
 from lsaa.ocf import OCF_NOT_RUNNING, OCF_SUCCESS
 from lsaa.ocf.agent import Agent, Context
-from lsaa.ocf.spec import Action, AgentSpec, Param
+from lsaa.ocf.spec import AgentSpec, Param
 
 TYPE_CHECKING = False  # see lsaa.errors
 if TYPE_CHECKING:
@@ -118,16 +118,9 @@ SPEC = AgentSpec(
               "read-only iblock); tgt: readonly=1.", type="boolean", default="false"),
         Param("tgt_bstype", "tgt backing store type", "tgtadm --bstype (rdwr, aio).",
               choices=("rdwr", "aio"), default="rdwr", advanced=True),
-        Param("tgt_control_port", "tgtd control port", "tgtadm -C: which tgtd instance.",
-              type="integer", default="0", minimum=0, maximum=65535, advanced=True),
+        TGT_CONTROL_PORT,
     ],
-    actions=[
-        Action("start", 30),
-        Action("stop", 30),
-        Action("monitor", 20, interval=10, depth=0),
-        Action("validate-all", 20),
-        Action("meta-data", 5),
-    ],
+    actions=ACTIONS,
 )
 
 
@@ -144,7 +137,7 @@ class LunConfig:
                            _replace_others(ctx.instance_base, _ASCII_FIELD_CHARS)[:16])
         self.readonly = bool(ctx.p("readonly"))
         self.bstype = str(ctx.p("tgt_bstype"))
-        self.control_port = int(str(ctx.p("tgt_control_port") or 0))
+        self.control_port = control_port(ctx)
 
     @property
     def scsi_id(self) -> str:

@@ -9,11 +9,12 @@ in memory).
 
 from __future__ import annotations
 
+from lsaa.agents.iscsi_common import ACTIONS, TGT_CONTROL_PORT, control_port, implementation
 from lsaa.backends.iscsiname import check_name, check_names, check_portals, only, split_list
 from lsaa.errors import GenericError, LocalConfigError, NotInstalledError
 from lsaa.ocf import OCF_NOT_RUNNING, OCF_SUCCESS
 from lsaa.ocf.agent import Agent, Context
-from lsaa.ocf.spec import Action, AgentSpec, Param
+from lsaa.ocf.spec import AgentSpec, Param
 
 TYPE_CHECKING = False  # see lsaa.errors
 if TYPE_CHECKING:
@@ -102,16 +103,9 @@ SPEC = AgentSpec(
         Param("on_active_sessions", "What stop does with logged-in initiators",
               "close: end the sessions and delete the target. refuse: fail the stop, "
               "naming the initiators.", choices=("close", "refuse"), default="close"),
-        Param("tgt_control_port", "tgtd control port", "tgtadm -C: which tgtd instance.",
-              type="integer", default="0", minimum=0, maximum=65535, advanced=True),
+        TGT_CONTROL_PORT,
     ],
-    actions=[
-        Action("start", 30),
-        Action("stop", 30),
-        Action("monitor", 20, interval=10, depth=0),
-        Action("validate-all", 20),
-        Action("meta-data", 5),
-    ],
+    actions=ACTIONS,
 )
 
 
@@ -134,16 +128,7 @@ class Config:
         tid = ctx.p("tid")
         self.tid = int(tid) if isinstance(tid, int) else None
         self.refuse = ctx.p("on_active_sessions") == "refuse"
-        self.control_port = int(str(ctx.p("tgt_control_port") or 0))
-
-
-def implementation(ctx: Context) -> str:
-    chosen = ctx.p("implementation")
-    if chosen:
-        return str(chosen)
-    from lsaa.backends.tgt import detect_implementation
-
-    return detect_implementation(int(str(ctx.p("tgt_control_port") or 0)))
+        self.control_port = control_port(ctx)
 
 
 class ISCSITarget(Agent):
