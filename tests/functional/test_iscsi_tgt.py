@@ -163,3 +163,45 @@ def test_harness_passes_both_agents_on_tgt(tgtd: Tgtd) -> None:
                             timeout=20, invalid={"lun": "-1"}, hostile=True)
     assert report.ok, report.render()
     assert agent(tgtd, "iscsi-target", "stop", target_params(tgtd), "p_tgt").returncode == 0
+
+
+def test_socket_client_reads_what_tgtadm_prints_and_runs_no_command(tgtd: Tgtd) -> None:
+    """The agents talk to tgtd's socket themselves: a start runs no process at all
+    (so the CHAP password is on no command line), and the client's answers are
+    tgtadm's text, byte for byte, on the real tgtd."""
+    from lsaa.backends.tgtd_socket import Tgtd as Client
+    from lsaa.deadline import Deadline
+
+    if not shutil.which("strace"):
+        pytest.skip("strace is not installed")
+    img = tgtd.tmp / "lun1.img"
+    with img.open("wb") as f:
+        f.truncate(16 << 20)
+    tp = {**target_params(tgtd), "outgoing_username": "mutualu",
+          "outgoing_password": "mutualsecret77"}
+    trace = tgtd.tmp / "start.strace"
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "OCF_ROOT": "/usr/lib/ocf",
+           "OCF_RESOURCE_INSTANCE": "p_tgt", "HA_RSCTMP": str(tgtd.tmp / "run"),
+           "OCF_RESKEY_CRM_meta_timeout": "20000",
+           **{f"OCF_RESKEY_{k}": v for k, v in tp.items()}}
+    r = subprocess.run(["strace", "-f", "-qq", "-s", "4096", "-e", "trace=execve", "-o",
+                        str(trace), str(ROOT / "ocf" / "iscsi-target"), "start"],
+                       env=env, capture_output=True, text=True, timeout=30, check=False)
+    assert r.returncode == 0, r.stderr
+    execs = [ln for ln in trace.read_text().splitlines() if "execve(" in ln]
+    assert len(execs) == 1 and "ocf/iscsi-target" in execs[0], execs  # the agent only
+    assert PASSWORD not in trace.read_text() and "mutualsecret77" not in trace.read_text()
+    assert agent(tgtd, "iscsi-lun", "start", lun_params(tgtd, img), "p_lun").returncode == 0
+
+    client = Client(tgtd.port, Deadline(10))
+    for mode in ("target", "portal", "account"):
+        printed = subprocess.run(["tgtadm", "-C", str(tgtd.port), "--lld", "iscsi", "--mode",
+                                  mode, "--op", "show"], capture_output=True, text=True,
+                                 check=True).stdout
+        assert client.request(mode, "show")[1] == printed
+    t = client.show()[3]
+    assert t.users == [USER] and t.outgoing == ["mutualu"] and t.acls == [INI]
+    assert t.luns[1].path == str(img)
+    assert agent(tgtd, "iscsi-lun", "stop", lun_params(tgtd, img), "p_lun").returncode == 0
+    assert agent(tgtd, "iscsi-target", "stop", tp, "p_tgt").returncode == 0
+    assert client.show() == {} and client.accounts() == []

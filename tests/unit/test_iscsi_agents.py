@@ -8,6 +8,7 @@ only read files).  LIO changes (rtslib) need the kernel: tests/lab.
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 import pytest
@@ -18,16 +19,13 @@ from lsaa.agents.iscsi_lun import AGENT as LUN
 from lsaa.agents.iscsi_lun import default_serial
 from lsaa.agents.iscsi_target import AGENT as TARGET
 from lsaa.backends import iscsiadm as ia
-from lsaa.backends import lio, tgt
+from lsaa.backends import lio, tgt, tgtd_socket
 from lsaa.testing.fakerun import Call, FakeRunner
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures"
 IQN = "iqn.2024-01.org.example:tgt1"
 INI = "iqn.1994-05.com.example:client1"
 PW = "secretpass1"
-TGT = ["tgtadm", "-C", "7", "--lld", "iscsi"]
-SHOW = [*TGT, "--mode", "target", "--op", "show"]
-PORTALS = [*TGT, "--mode", "portal", "--op", "show"]
 TGT_PARAMS = {"implementation": "tgt", "iqn": IQN, "portals": "127.0.0.1:3260 [::1]:3261",
               "allowed_initiators": INI, "incoming_username": "chapuser",
               "incoming_password": PW, "tid": "1", "tgt_control_port": "7"}
@@ -37,12 +35,77 @@ def fixture(*parts: str) -> str:
     return (FIX.joinpath(*parts)).read_text()
 
 
+MODES = {0: "system", 1: "target", 2: "logicalunit", 3: "portal", 6: "connection",
+         7: "account"}
+OPS = {0: "new", 1: "delete", 2: "show", 3: "bind", 4: "unbind", 5: "update"}
+
+
+class Req:
+    """One request the agent must send to tgtd, and tgtd's answer (err, text)."""
+
+    def __init__(self, mode: str, op: str, params: str = "", *, tid: int = -1,
+                 lun: int | None = None, sid: int = 0, cid: int = 0, force: bool = False,
+                 outgoing: bool = False, err: int = 0, text: str = "") -> None:
+        self.want = (mode, op, params, tid, lun, sid, cid, force, outgoing)
+        self.err = err
+        self.text = text
+
+
+class FakeTgtdError(BaseException):
+    """A request the test did not expect (a BaseException: the agent framework's
+    catch-all must not turn it into an exit code)."""
+
+
+class FakeTgtd:
+    """Stands in for tgtd's socket: decodes each request with its own reading of
+    tgtadm.h's layout (not the client's code), compares it with the next expected
+    Req, answers with the recorded text.  Unexpected or missing requests fail."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.expected: list[Req] = []
+        self.seen: list[bytes] = []
+
+    def expect(self, *reqs: Req) -> None:
+        self.expected = list(reqs)
+        self.seen = []
+
+    def exchange(self, path: str, request: bytes, timeout: float) -> bytes:
+        try:
+            return self._answer(path, request, timeout)
+        except AssertionError as e:
+            raise FakeTgtdError(str(e)) from None
+
+    def _answer(self, path: str, request: bytes, timeout: float) -> bytes:
+        assert path == self.path and timeout > 0
+        self.seen.append(request)
+        (mode, op, lld, length, tid, sid, lun, cid, host, dev, ac_dir, pack,
+         force) = struct.unpack("=II64sIiQQIIIIII", request[:120])
+        assert lld.rstrip(b"\0") == b"iscsi" and length == len(request)
+        assert (host, dev, pack) == (0, 0, 0)
+        body = request[120:]
+        assert not body or body.endswith(b"\0")
+        got = (MODES[mode], OPS[op], body[:-1].decode(), tid,
+               None if lun == (1 << 64) - 1 else lun, sid, cid, bool(force), bool(ac_dir))
+        assert self.expected, f"unexpected request {got}"
+        req = self.expected.pop(0)
+        assert got == req.want
+        text = req.text.encode() + b"\0" if req.text else b""
+        return struct.pack("=II", req.err, 8 + len(text)) + text
+
+    def assert_done(self) -> None:
+        assert not self.expected, f"requests never sent: {[r.want for r in self.expected]}"
+
+
 @pytest.fixture
-def tgtd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def tgtd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeTgtd:
+    """tgtd on control port 7: its socket file, and a fake behind it."""
     sock = tmp_path / "socket.7"
     sock.write_text("")
     monkeypatch.setattr(tgt, "socket_path", lambda port=0: str(tmp_path / f"socket.{port}"))
-    return tmp_path
+    fake = FakeTgtd(str(sock))
+    monkeypatch.setattr(tgtd_socket, "exchange", fake.exchange)
+    return fake
 
 
 def run(agent: object, action: str, params: dict[str, str], calls: list[Call],
@@ -79,75 +142,122 @@ def test_tgt_needs_tid_and_lun_1(tmp_path: Path) -> None:
     assert rc == 6 and "LUN 0" in reasons[0]
 
 
-# --- tgt target --------------------------------------------------------------------------
+# --- tgt target (requests to tgtd's socket, answers recorded from tgt 1.0.85) -----------
 
-def test_tgt_monitor_running(tgtd: Path) -> None:
-    calls = [Call(SHOW, stdout=fixture("tgtadm", "target-show.txt")),
-             Call(PORTALS, stdout=fixture("tgtadm", "portal-show.txt"))]
-    assert run(TARGET, "monitor", TGT_PARAMS, calls, tgtd, interval="10000")[0] == 0
+SHOW = Req("target", "show", text=fixture("tgtadm", "target-show.txt"))
+PORTALS = Req("portal", "show", text=fixture("tgtadm", "portal-show.txt"))
 
 
-def test_tgt_monitor_missing_acl_and_portal_is_1(tgtd: Path) -> None:
+def run_tgt(fake: FakeTgtd, agent: object, action: str, params: dict[str, str],
+            reqs: list[Req], **meta: str) -> tuple[int, str, list[str]]:
+    """Run the agent against the fake tgtd; it must run no command at all."""
+    fake.expect(*reqs)
+    out = run(agent, action, params, [], Path(fake.path).parent, **meta)
+    fake.assert_done()
+    return out
+
+
+def test_tgt_monitor_running(tgtd: FakeTgtd) -> None:
+    assert run_tgt(tgtd, TARGET, "monitor", TGT_PARAMS, [SHOW, PORTALS], interval="10000")[0] == 0
+
+
+def test_tgt_monitor_missing_acl_and_portal_is_1(tgtd: FakeTgtd) -> None:
     params = {**TGT_PARAMS, "allowed_initiators": f"{INI} iqn.1994-05.com.example:client2",
               "portals": "127.0.0.1:3260 127.0.0.2:3260"}
-    calls = [Call(SHOW, stdout=fixture("tgtadm", "target-show.txt")),
-             Call(PORTALS, stdout=fixture("tgtadm", "portal-show.txt"))]
-    rc, err, reasons = run(TARGET, "monitor", params, calls, tgtd, interval="10000")
+    rc, err, reasons = run_tgt(tgtd, TARGET, "monitor", params, [SHOW, PORTALS],
+                               interval="10000")
     assert rc == 1
     assert "client2 missing" in reasons[0] and "portal 127.0.0.2:3260 missing" in reasons[0]
     assert PW not in err
 
 
-def test_tgt_monitor_absent_and_no_tgtd(tgtd: Path) -> None:
-    assert run(TARGET, "monitor", TGT_PARAMS, [Call(SHOW)], tgtd)[0] == 7
-    os.unlink(tgtd / "socket.7")
-    assert run(TARGET, "monitor", TGT_PARAMS, [], tgtd)[0] == 7
-    assert run(TARGET, "stop", TGT_PARAMS, [], tgtd)[0] == 0
+def test_tgt_monitor_absent_and_no_tgtd(tgtd: FakeTgtd) -> None:
+    assert run_tgt(tgtd, TARGET, "monitor", TGT_PARAMS, [Req("target", "show")])[0] == 7
+    os.unlink(tgtd.path)
+    assert run_tgt(tgtd, TARGET, "monitor", TGT_PARAMS, [])[0] == 7
+    assert run_tgt(tgtd, TARGET, "stop", TGT_PARAMS, [])[0] == 0
 
 
-def test_tgt_start_passes_the_password_once(tgtd: Path) -> None:
-    calls = [
-        Call(SHOW),
-        Call(PORTALS, stdout="Portal: 127.0.0.1:3260,1\n"),
-        Call([*TGT, "--mode", "portal", "--op", "new", "--param", "portal=[::1]:3261"]),
-        Call([*TGT, "--mode", "target", "--op", "new", "--tid", "1", "--targetname", IQN]),
-        Call([*TGT, "--mode", "target", "--op", "bind", "--tid", "1", "--initiator-name", INI]),
-        Call([*TGT, "--mode", "account", "--op", "delete", "--user", "chapuser"], rc=22),
-        Call([*TGT, "--mode", "account", "--op", "new", "--user", "chapuser", "--password", PW]),
-        Call([*TGT, "--mode", "account", "--op", "bind", "--tid", "1", "--user", "chapuser"]),
-        Call(SHOW, stdout=fixture("tgtadm", "target-show.txt")),
-        Call(PORTALS, stdout=fixture("tgtadm", "portal-show.txt")),
+def test_tgt_start_sends_the_password_only_to_the_socket(tgtd: FakeTgtd) -> None:
+    reqs = [
+        Req("target", "show"),
+        Req("portal", "show", text="Portal: 127.0.0.1:3260,1\n"),
+        Req("portal", "new", "portalOps portal=[::1]:3261,"),
+        Req("target", "new", f"targetname={IQN}", tid=1),
+        Req("target", "bind", f"initiator-name={INI}", tid=1),
+        Req("account", "delete", "user=chapuser", err=15),  # can't find the account
+        Req("account", "new", f"user=chapuser,password={PW}"),
+        Req("account", "bind", "user=chapuser", tid=1),
+        SHOW, PORTALS,
     ]
-    rc, err, _ = run(TARGET, "start", TGT_PARAMS, calls, tgtd)
+    rc, err, _ = run_tgt(tgtd, TARGET, "start", TGT_PARAMS, reqs)  # no command: FakeRunner([])
     assert rc == 0
     assert PW not in err
+    assert sum(PW.encode() in r for r in tgtd.seen) == 1
 
 
-def test_tgt_start_refuses_a_foreign_tid(tgtd: Path) -> None:
-    rc, _, reasons = run(TARGET, "start", {**TGT_PARAMS, "iqn": "iqn.2024-01.org.example:other"},
-                         [Call(SHOW, stdout=fixture("tgtadm", "target-show.txt"))], tgtd)
+def test_tgt_mutual_chap_and_parameters(tgtd: FakeTgtd) -> None:
+    params = {**TGT_PARAMS, "portals": "127.0.0.1:3260", "outgoing_username": "mutualu",
+              "outgoing_password": "mutualsecret9",
+              "additional_parameters": "MaxRecvDataSegmentLength=65536"}
+    shown = fixture("tgtadm", "target-show.txt").replace(
+        "        chapuser\n", "        chapuser\n        mutualu (outgoing)\n")
+    reqs = [
+        SHOW, PORTALS,
+        Req("account", "delete", "user=chapuser"),
+        Req("account", "new", f"user=chapuser,password={PW}"),
+        Req("account", "bind", "user=chapuser", tid=1),
+        Req("account", "delete", "user=mutualu", err=15),
+        Req("account", "new", "user=mutualu,password=mutualsecret9"),
+        Req("account", "bind", "user=mutualu", tid=1, outgoing=True),
+        Req("target", "update", "MaxRecvDataSegmentLength=65536", tid=1),
+        Req("target", "show", text=shown), PORTALS,
+    ]
+    rc, err, _ = run_tgt(tgtd, TARGET, "start", params, reqs)
+    assert rc == 0 and "mutualsecret9" not in err
+
+
+def test_tgt_refuses_a_comma_in_chap_fields(tgtd: FakeTgtd) -> None:
+    rc, err, reasons = run_tgt(tgtd, TARGET, "start", {**TGT_PARAMS,
+                                                       "incoming_password": "pass,word1"}, [])
+    assert rc == 6 and "incoming_password" in reasons[0] and "pass,word1" not in err
+
+
+def test_tgt_start_refuses_a_foreign_tid(tgtd: FakeTgtd) -> None:
+    rc, _, reasons = run_tgt(tgtd, TARGET, "start",
+                             {**TGT_PARAMS, "iqn": "iqn.2024-01.org.example:other"}, [SHOW])
     assert rc == 1 and "tid 1 is taken" in reasons[0]
 
 
-def test_tgt_stop_with_sessions_refuse_and_close(tgtd: Path) -> None:
-    session = fixture("tgtadm", "target-show-session.txt")
-    rc, _, reasons = run(TARGET, "stop", {**TGT_PARAMS, "on_active_sessions": "refuse"},
-                         [Call(SHOW, stdout=session)], tgtd)
+def test_tgt_stop_with_sessions_refuse_and_close(tgtd: FakeTgtd) -> None:
+    session = Req("target", "show", text=fixture("tgtadm", "target-show-session.txt"))
+    rc, _, reasons = run_tgt(tgtd, TARGET, "stop", {**TGT_PARAMS, "on_active_sessions": "refuse"},
+                             [session])
     assert rc == 1 and "refuse" in reasons[0] and INI in reasons[0]
-    calls = [Call(SHOW, stdout=session),
-             Call([*TGT, "--mode", "target", "--op", "delete", "--force", "--tid", "1"]),
-             Call(SHOW),
-             Call([*TGT, "--mode", "account", "--op", "delete", "--user", "chapuser"])]
-    assert run(TARGET, "stop", TGT_PARAMS, calls, tgtd)[0] == 0
+    reqs = [session,
+            Req("target", "unbind", "initiator-address=192.0.2.50", tid=1),
+            Req("target", "unbind", f"initiator-name={INI}", tid=1),
+            Req("connection", "delete", tid=1, sid=2, cid=0),
+            Req("target", "delete", tid=1, force=True),
+            Req("target", "show"),
+            Req("account", "delete", "user=chapuser")]
+    assert run_tgt(tgtd, TARGET, "stop", TGT_PARAMS, reqs)[0] == 0
 
 
-def test_tgt_stop_fails_when_the_target_survives(tgtd: Path) -> None:
-    show = fixture("tgtadm", "target-show.txt")
-    calls = [Call(SHOW, stdout=show),
-             Call([*TGT, "--mode", "target", "--op", "delete", "--tid", "1"], rc=22),
-             Call(SHOW, stdout=show)]
-    rc, _, reasons = run(TARGET, "stop", TGT_PARAMS, calls, tgtd)
+def test_tgt_stop_fails_when_the_target_survives(tgtd: FakeTgtd) -> None:
+    reqs = [SHOW, Req("target", "delete", tid=1, err=19), SHOW]  # still active
+    rc, _, reasons = run_tgt(tgtd, TARGET, "stop", TGT_PARAMS, reqs)
     assert rc == 1 and "still has" in reasons[0]
+
+
+def test_tgt_unreachable_socket_is_an_error(tgtd: FakeTgtd,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(path: str, request: bytes, timeout: float) -> bytes:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(tgtd_socket, "exchange", refused)
+    rc, _, reasons = run(TARGET, "monitor", TGT_PARAMS, [], Path(tgtd.path).parent)
+    assert rc == 1 and "Connection refused" in reasons[0]
 
 
 # --- tgt LUN -----------------------------------------------------------------------------
@@ -157,46 +267,60 @@ def lun_params(path: str) -> dict[str, str]:
             "tgt_control_port": "7", "scsi_sn": "ebc6fd18-ab80-21a8-2b2c-794780144c46"}
 
 
-def test_tgt_lun_monitor(tgtd: Path) -> None:
-    show = fixture("tgtadm", "target-show.txt")
+def test_tgt_lun_monitor(tgtd: FakeTgtd) -> None:
     path = "/tmp/iscsi-cap/lun1.img"
-    assert run(LUN, "monitor", lun_params(path), [Call(SHOW, stdout=show)], tgtd)[0] == 0
-    rc, _, reasons = run(LUN, "monitor", lun_params("/srv/other.img"), [Call(SHOW, stdout=show)],
-                         tgtd, interval="10000")
+    assert run_tgt(tgtd, LUN, "monitor", lun_params(path), [SHOW])[0] == 0
+    rc, _, reasons = run_tgt(tgtd, LUN, "monitor", lun_params("/srv/other.img"), [SHOW],
+                             interval="10000")
     assert rc == 1 and "exports" in reasons[0]
     wrong_sn = {**lun_params(path), "scsi_sn": "0000"}
-    rc, _, reasons = run(LUN, "monitor", wrong_sn, [Call(SHOW, stdout=show)], tgtd)
+    rc, _, reasons = run_tgt(tgtd, LUN, "monitor", wrong_sn, [SHOW])
     assert rc == 1 and "serial" in reasons[0]
-    assert run(LUN, "monitor", {**lun_params(path), "lun": "2"}, [Call(SHOW, stdout=show)],
-               tgtd)[0] == 7
+    assert run_tgt(tgtd, LUN, "monitor", {**lun_params(path), "lun": "2"}, [SHOW])[0] == 7
 
 
-def test_tgt_lun_start_and_stop(tgtd: Path) -> None:
-    img = tgtd / "lun1.img"
+def test_tgt_lun_start_and_stop(tgtd: FakeTgtd) -> None:
+    img = Path(tgtd.path).parent / "lun1.img"
     img.write_bytes(b"\0" * 4096)
     params = {**lun_params(str(img)), "scsi_sn": ""}
     serial = default_serial("test")
-    shown = fixture("tgtadm", "target-show.txt").replace("/tmp/iscsi-cap/lun1.img", str(img)) \
-        .replace("ebc6fd18-ab80-21a8-2b2c-794780144c46", serial)
-    without = fixture("tgtadm", "target-show.txt").split("        LUN: 1")[0] + \
-        "    Account information:\n"
-    calls = [
-        Call(SHOW, stdout=without),
-        Call([*TGT, "--mode", "logicalunit", "--op", "new", "--tid", "1", "--lun", "1",
-              "--backing-store", str(img), "--bstype", "rdwr"]),
-        Call([*TGT, "--mode", "logicalunit", "--op", "update", "--tid", "1", "--lun", "1",
-              "--params", f"scsi_sn={serial},scsi_id={serial.replace('-', '')[:24]},readonly=0,"
-              "vendor_id=LSAA,product_id=test"]),
-        Call(SHOW, stdout=shown),
+    shown = Req("target", "show", text=fixture("tgtadm", "target-show.txt")
+                .replace("/tmp/iscsi-cap/lun1.img", str(img))
+                .replace("ebc6fd18-ab80-21a8-2b2c-794780144c46", serial))
+    without = Req("target", "show", text=fixture("tgtadm", "target-show.txt")
+                  .split("        LUN: 1")[0] + "    Account information:\n")
+    reqs = [
+        without,
+        Req("logicalunit", "new", f"path={img},bstype=rdwr", tid=1, lun=1),
+        Req("logicalunit", "update", f"targetOps scsi_sn={serial},"
+            f"scsi_id={serial.replace('-', '')[:24]},readonly=0,vendor_id=LSAA,"
+            "product_id=test,", tid=1, lun=1),
+        shown,
     ]
-    assert run(LUN, "start", params, calls, tgtd)[0] == 0
-    calls = [Call(SHOW, stdout=shown),
-             Call([*TGT, "--mode", "logicalunit", "--op", "delete", "--tid", "1", "--lun", "1"],
-                  rc=22, stderr="tgtadm: this logical unit is still active"),
-             Call(SHOW, stdout=shown),
-             Call([*TGT, "--mode", "logicalunit", "--op", "delete", "--tid", "1", "--lun", "1"]),
-             Call(SHOW, stdout=without)]
-    assert run(LUN, "stop", params, calls, tgtd)[0] == 0
+    assert run_tgt(tgtd, LUN, "start", params, reqs)[0] == 0
+    reqs = [shown,
+            Req("logicalunit", "delete", tid=1, lun=1, err=20),  # still active: retried
+            shown,
+            Req("logicalunit", "delete", tid=1, lun=1),
+            without]
+    assert run_tgt(tgtd, LUN, "stop", params, reqs)[0] == 0
+
+
+def test_tgt_lun_stop_under_io_closes_the_connections(tgtd: FakeTgtd) -> None:
+    """With an initiator doing I/O tgtd refuses the delete for as long as it runs;
+    the stop closes the target's connections and deletes before they are back."""
+    img = Path(tgtd.path).parent / "lun1.img"
+    img.write_bytes(b"\0" * 4096)
+    text = fixture("tgtadm", "target-show-session.txt")
+    assert "LUN: 1" in text and "I_T nexus: 2" in text
+    params = lun_params(text.split("Backing store path: ")[2].split("\n")[0])
+    busy = Req("target", "show", text=text)
+    reqs = [busy,
+            Req("logicalunit", "delete", tid=1, lun=1, err=20),
+            Req("connection", "delete", tid=1, sid=2, cid=0),
+            Req("logicalunit", "delete", tid=1, lun=1),
+            Req("target", "show")]
+    assert run_tgt(tgtd, LUN, "stop", params, reqs)[0] == 0
 
 
 def test_serial_is_the_same_on_every_node() -> None:

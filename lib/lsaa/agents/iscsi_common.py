@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from lsaa.ocf.agent import Context
 
 TGT_CONTROL_PORT = Param(
-    "tgt_control_port", "tgtd control port", "tgtadm -C: which tgtd instance.",
+    "tgt_control_port", "tgtd control port",
+    "Which tgtd instance (tgtd -C, tgtadm -C): lsaa talks to /var/run/tgtd/socket.<port>.",
     type="integer", default="0", minimum=0, maximum=65535, advanced=True)
 
 ACTIONS = [

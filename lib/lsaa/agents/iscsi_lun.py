@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from lsaa.backends.lio import LunState
-    from lsaa.backends.tgt import TgtLun
+    from lsaa.backends.tgt import TgtTarget
 
 
 def _absolute(raw: str) -> str:
@@ -91,7 +91,8 @@ SPEC = AgentSpec(
         "identifiers default to values computed from the resource name, identical on "
         "every node, so initiators and multipath see the same disk after a failover. "
         "LIO: backstore named after the resource, created through rtslib-fb and mapped "
-        "into every ACL of the target. tgt: tgtadm logical unit with scsi_sn and scsi_id. "
+        "into every ACL of the target. tgt: logical unit with scsi_sn and scsi_id, created "
+        "through tgtd's control socket. "
         "Stop deletes the LUN and its backstore, which releases the device."
     ),
     params=[
@@ -116,7 +117,8 @@ SPEC = AgentSpec(
               check=_ascii_field(16)),
         Param("readonly", "Export read-only", "LIO: write-protected mapped LUNs (and a "
               "read-only iblock); tgt: readonly=1.", type="boolean", default="false"),
-        Param("tgt_bstype", "tgt backing store type", "tgtadm --bstype (rdwr, aio).",
+        Param("tgt_bstype", "tgt backing store type", "tgtd's backing store type (tgtadm's "
+              "--bstype: rdwr, aio).",
               choices=("rdwr", "aio"), default="rdwr", advanced=True),
         TGT_CONTROL_PORT,
     ],
@@ -224,19 +226,19 @@ class ISCSILun(Agent):
 
     # --- tgt ----------------------------------------------------------------------------
 
-    def _show_target(self, ctx: Context, cfg: LunConfig) -> tuple[int, dict[int, TgtLun]] | None:
-        from lsaa.backends.tgt import Tgtadm, find_by_iqn, socket_path
+    def _show_target(self, ctx: Context, cfg: LunConfig) -> TgtTarget | None:
+        from lsaa.backends.tgt import find_by_iqn, socket_path
+        from lsaa.backends.tgtd_socket import Tgtd
 
         if not os.path.exists(socket_path(cfg.control_port)):
             return None
-        t = find_by_iqn(Tgtadm(ctx.runner, cfg.control_port).show(), cfg.iqn)
-        return None if t is None else (t.tid, t.luns)
+        return find_by_iqn(Tgtd(cfg.control_port, ctx.deadline).show(), cfg.iqn)
 
     def _problems_tgt(self, ctx: Context, cfg: LunConfig) -> list[str] | None:
         found = self._show_target(ctx, cfg)
-        if found is None or cfg.lun not in found[1]:
+        if found is None or cfg.lun not in found.luns:
             return None
-        lu = found[1][cfg.lun]
+        lu = found.luns[cfg.lun]
         if lu.path != cfg.path:
             return None if lu.path in ("", "None") else [f"exports {lu.path}, not {cfg.path}"]
         problems = []
@@ -247,48 +249,59 @@ class ISCSILun(Agent):
         return problems
 
     def _start_tgt(self, ctx: Context, cfg: LunConfig) -> None:
-        from lsaa.backends.tgt import Tgtadm
+        from lsaa.backends.tgtd_socket import Tgtd
         from lsaa.lock import Lock
 
         if cfg.lun == 0:
             raise LocalConfigError("lun: tgt reserves LUN 0; use 1 or more")
-        adm = Tgtadm(ctx.runner, cfg.control_port)
+        adm = Tgtd(cfg.control_port, ctx.deadline)
         with Lock(ctx.state_dir, "tgt", ctx.deadline):
             found = self._show_target(ctx, cfg)
             if found is None:
                 raise GenericError(f"target {cfg.iqn} does not exist in tgtd "
                                    "(start its iscsi-target first)")
-            tid, luns = found
-            lu = luns.get(cfg.lun)
+            tid = found.tid
+            lu = found.luns.get(cfg.lun)
             if lu is not None and lu.path != cfg.path:
                 raise GenericError(f"LUN {cfg.lun} of {cfg.iqn} already exports {lu.path}")
             if lu is None:
                 adm.new_lun(tid, cfg.lun, cfg.path, cfg.bstype)
-            params = [f"scsi_sn={cfg.serial}", f"scsi_id={cfg.scsi_id}",
-                      f"readonly={int(cfg.readonly)}"]
+            params = [("scsi_sn", cfg.serial), ("scsi_id", cfg.scsi_id),
+                      ("readonly", str(int(cfg.readonly)))]
             if cfg.vendor:
-                params.append(f"vendor_id={cfg.vendor}")
+                params.append(("vendor_id", cfg.vendor))
             if cfg.product:
-                params.append(f"product_id={cfg.product}")
-            adm.update_lun(tid, cfg.lun, ",".join(params))
+                params.append(("product_id", cfg.product))
+            adm.update_lun(tid, cfg.lun, params)
 
     def _stop_tgt(self, ctx: Context, cfg: LunConfig) -> None:
-        from lsaa.backends.tgt import EINVAL, Tgtadm
+        from lsaa.backends.tgtd_socket import LUN_ACTIVE, Tgtd, strerror
         from lsaa.lock import Lock
 
-        adm = Tgtadm(ctx.runner, cfg.control_port)
+        adm = Tgtd(cfg.control_port, ctx.deadline)
         with Lock(ctx.state_dir, "tgt", ctx.deadline):
             while True:
                 found = self._show_target(ctx, cfg)
-                if found is None or cfg.lun not in found[1]:
+                if found is None or cfg.lun not in found.luns:
                     return
-                if found[1][cfg.lun].path != cfg.path:
-                    ctx.log.info(f"LUN {cfg.lun} exports {found[1][cfg.lun].path}: not ours")
+                if found.luns[cfg.lun].path != cfg.path:
+                    ctx.log.info(f"LUN {cfg.lun} exports {found.luns[cfg.lun].path}: not ours")
                     return
-                res = adm.delete_lun(found[0], cfg.lun)
-                if res.rc == EINVAL:  # busy with commands in flight: retry until the deadline
-                    ctx.log.info(f"tgtd refused to delete LUN {cfg.lun}: {res.stderr.strip()}")
-                    ctx.deadline.sleep(0.5, f"deleting LUN {cfg.lun} of {cfg.iqn}")
+                err = adm.delete_lun(found.tid, cfg.lun)
+                if not err:
+                    continue  # the next show confirms
+                ctx.log.info(f"tgtd refused to delete LUN {cfg.lun}: {strerror(err)}")
+                if err == LUN_ACTIVE and found.connections:
+                    # An initiator doing I/O always has commands in flight, so tgtd would
+                    # refuse for as long as it runs: close the target's connections (the
+                    # initiators log in again) and delete before they are back, as LIO
+                    # deletes a LUN under I/O.
+                    ctx.log.info(f"closing {len(found.connections)} connection(s) of "
+                                 f"{cfg.iqn} to end the commands in flight")
+                    adm.close_connections(found)
+                    if not adm.delete_lun(found.tid, cfg.lun):
+                        continue
+                ctx.deadline.sleep(0.5, f"deleting LUN {cfg.lun} of {cfg.iqn}")
 
 
 def _check_released(ctx: Context, path: str) -> None:

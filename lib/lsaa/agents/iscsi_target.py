@@ -1,7 +1,9 @@
 """ocf:lsaa:iscsi-target — an iSCSI target (LIO or tgt) with its portals, ACLs and CHAP.
 
 LIO is driven in process through rtslib-fb (configfs writes: no targetcli, no
-D-Bus, passwords never on a command line); tgt through tgtadm.  Monitor
+D-Bus, passwords never on a command line); tgt through tgtd's control socket
+(lsaa.backends.tgtd_socket: tgtadm's requests without a tgtadm process, so
+CHAP passwords never reach a command line there either).  Monitor
 checks what an initiator depends on: the target, its TPG enabled, every
 portal and ACL, the CHAP settings (LIO: the secrets themselves are compared
 in memory).
@@ -20,7 +22,8 @@ TYPE_CHECKING = False  # see lsaa.errors
 if TYPE_CHECKING:
     from lsaa.backends.iscsiname import Portal
     from lsaa.backends.lio import TargetState
-    from lsaa.backends.tgt import Tgtadm, TgtTarget
+    from lsaa.backends.tgt import TgtTarget
+    from lsaa.backends.tgtd_socket import Tgtd
 
 
 def check_secret_word(raw: str) -> str:
@@ -47,11 +50,13 @@ def check_attributes(raw: str) -> list[tuple[str, str]]:
     return out
 
 
+CHAP_PARAMS = ("incoming_username", "incoming_password", "outgoing_username",
+               "outgoing_password")
 CHAP_LONGDESC = (
-    " With implementation=tgt the password reaches tgtd only through tgtadm's command line "
-    "(tgtadm has no other way): lsaa passes it in exactly one short-lived tgtadm call per "
-    "account at start and masks it in every log line. With LIO it is written to configfs "
-    "directly and never appears on a command line."
+    " With implementation=tgt lsaa sends it to tgtd over tgtd's control socket (the "
+    "request tgtadm would send, without running tgtadm), so it never appears on a command "
+    "line; tgtd cannot take a comma in it. With LIO it is written to configfs directly and "
+    "never appears on a command line either."
 )
 
 SPEC = AgentSpec(
@@ -62,14 +67,15 @@ SPEC = AgentSpec(
         "0.0.0.0:3260 default portal is removed unless configured), access control by "
         "initiator name (or open access only when open_access=true), incoming and mutual "
         "CHAP. LIO is configured in process through rtslib-fb (configfs); tgt through "
-        "tgtadm. Pair it with ocf:lsaa:iscsi-lun resources, ordered after it. Monitor "
-        "fails (1) when the TPG is disabled or a portal, ACL or CHAP setting is missing. "
-        "Stop removes exactly this target; active sessions are closed, or with "
+        "tgtd's control socket. Pair it with ocf:lsaa:iscsi-lun resources, ordered after "
+        "it. Monitor fails (1) when the TPG is disabled or a portal, ACL or CHAP setting "
+        "is missing. Stop removes exactly this target; active sessions are closed, or with "
         "on_active_sessions=refuse the stop fails and names them."
     ),
     params=[
         Param("implementation", "Target implementation",
-              "lio (kernel target, through rtslib-fb) or tgt (tgtd through tgtadm). Unset: "
+              "lio (kernel target, through rtslib-fb) or tgt (tgtd, through its control socket). "
+              "Unset: "
               "lio when /sys/kernel/config/target exists, tgt when tgtd's control socket "
               "exists.", choices=("lio", "tgt")),
         Param("iqn", "Target name", "The target's iSCSI name (iqn., eui. or naa.).",
@@ -147,8 +153,12 @@ class ISCSITarget(Agent):
                 problems.append(f"{kind}_username: needs {kind}_password too (and vice versa)")
         if ctx.p("outgoing_username") and not ctx.p("incoming_username"):
             problems.append("outgoing_username: mutual CHAP needs incoming_username/password")
-        if ctx.p("implementation") == "tgt" and ctx.p("tid") is None:
-            problems.append("tid: required with implementation=tgt")
+        if ctx.p("implementation") == "tgt":
+            if ctx.p("tid") is None:
+                problems.append("tid: required with implementation=tgt")
+            # tgtd splits its request parameters at commas (the values are never shown)
+            problems += [f"{name}: tgtd cannot take a ','" for name in CHAP_PARAMS
+                         if "," in str(ctx.p(name) or "")]
         return problems
 
     def check_local(self, ctx: Context) -> None:
@@ -238,10 +248,10 @@ class ISCSITarget(Agent):
 
     # --- tgt ----------------------------------------------------------------------------
 
-    def _tgtadm(self, ctx: Context, cfg: Config) -> Tgtadm:
-        from lsaa.backends.tgt import Tgtadm
+    def _tgtd(self, ctx: Context, cfg: Config) -> Tgtd:
+        from lsaa.backends.tgtd_socket import Tgtd
 
-        return Tgtadm(ctx.runner, cfg.control_port)
+        return Tgtd(cfg.control_port, ctx.deadline)
 
     def _show(self, ctx: Context, cfg: Config) -> dict[int, TgtTarget] | None:
         """tgtd's targets; None when tgtd is not running (then no target exists)."""
@@ -252,7 +262,7 @@ class ISCSITarget(Agent):
         if not os.path.exists(socket_path(cfg.control_port)):
             ctx.log.info(f"tgtd is not running ({socket_path(cfg.control_port)} is absent)")
             return None
-        return self._tgtadm(ctx, cfg).show()
+        return self._tgtd(ctx, cfg).show()
 
     def _problems_tgt(self, ctx: Context, cfg: Config) -> list[str] | None:
         from lsaa.backends.tgt import find_by_iqn
@@ -264,7 +274,7 @@ class ISCSITarget(Agent):
         if t is None:
             return None
         problems = tgt_problems(t, cfg)
-        have = set(self._tgtadm(ctx, cfg).portals())
+        have = set(self._tgtd(ctx, cfg).portals())
         problems += [f"portal {p} missing" for p in cfg.portals if p not in have]
         return problems
 
@@ -274,7 +284,7 @@ class ISCSITarget(Agent):
 
         if cfg.tid is None:
             raise LocalConfigError("tid: required with tgt")
-        adm = self._tgtadm(ctx, cfg)
+        adm = self._tgtd(ctx, cfg)
         with Lock(ctx.state_dir, "tgt", ctx.deadline):
             targets = self._show(ctx, cfg)
             if targets is None:
@@ -317,7 +327,7 @@ class ISCSITarget(Agent):
         from lsaa.backends.tgt import find_by_iqn
         from lsaa.lock import Lock
 
-        adm = self._tgtadm(ctx, cfg)
+        adm = self._tgtd(ctx, cfg)
         with Lock(ctx.state_dir, "tgt", ctx.deadline):
             targets = self._show(ctx, cfg)
             t = find_by_iqn(targets or {}, cfg.iqn)
@@ -328,7 +338,13 @@ class ISCSITarget(Agent):
                                        f"({', '.join(initiators)[:60]}); on_active_sessions="
                                        "refuse")
                 if initiators:
+                    # tgtd refuses even a forced delete while commands are in flight
+                    # (an initiator doing I/O always has some): close the connections,
+                    # with the ACLs gone first so the initiators cannot log in again
                     ctx.log.info(f"closing sessions of {', '.join(initiators)}")
+                    for name in t.acls:
+                        adm.unbind_initiator(t.tid, name)
+                    adm.close_connections(t)
                 adm.delete_target(t.tid, force=bool(initiators))
                 targets = adm.show()
                 if find_by_iqn(targets, cfg.iqn) is not None:

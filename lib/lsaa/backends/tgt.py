@@ -1,14 +1,9 @@
-"""tgt (the userspace SCSI target daemon) through tgtadm: parsers and commands.
+"""tgt (the userspace SCSI target daemon): what tgtd shows, parsed; where it listens.
 
-tgtd keeps all state in the daemon; ``tgtadm`` talks to it over the unix
-socket ``/var/run/tgtd/socket.<control port>``.  tgtadm exits 22 (EINVAL) for
-"can't find the target", "this target already exists" and most other
-refusals, so callers decide from a fresh ``show`` rather than from exit codes.
-
-CHAP passwords: tgtadm has no other way to take an account password than
-``--password`` on its command line.  :meth:`Tgtadm.new_account` is the only
-call that carries one, it runs once per account, and the runner masks it in
-every log line and error message.
+tgtd keeps all state in the daemon and answers management requests on the
+unix socket ``/var/run/tgtd/socket.<control port>``.  lsaa sends them itself
+(lsaa.backends.tgtd_socket, no tgtadm process); the answers are the text
+``tgtadm`` would print, parsed here.  Samples in tests/fixtures/tgtadm.
 """
 
 from __future__ import annotations
@@ -16,13 +11,6 @@ from __future__ import annotations
 import os
 
 from lsaa.backends.iscsiname import Portal, portal_of_listing
-
-TYPE_CHECKING = False  # see lsaa.errors
-if TYPE_CHECKING:
-    from lsaa.run import Result, Runner
-
-TGTADM = "tgtadm"
-EINVAL = 22  # tgtadm's exit code for almost every refusal
 
 
 class TgtLun:
@@ -170,77 +158,6 @@ def find_by_iqn(targets: dict[int, TgtTarget], iqn: str) -> TgtTarget | None:
         if t.iqn == iqn:
             return t
     return None
-
-
-class Tgtadm:
-    """tgtadm commands for one tgtd instance (``--control-port``)."""
-
-    def __init__(self, runner: Runner, control_port: int = 0) -> None:
-        self.runner = runner
-        self.base = [TGTADM] + (["-C", str(control_port)] if control_port else []) + \
-            ["--lld", "iscsi"]
-
-    def run(self, *args: str, ok: tuple[int, ...] = (0,), secrets: tuple[str, ...] = ()) -> Result:
-        return self.runner.run(self.base + list(args), ok=ok, secrets=secrets)
-
-    def show(self) -> dict[int, TgtTarget]:
-        return parse_show(self.run("--mode", "target", "--op", "show").stdout)
-
-    def portals(self) -> list[Portal]:
-        return parse_portals(self.run("--mode", "portal", "--op", "show").stdout)
-
-    def accounts(self) -> list[str]:
-        return parse_accounts(self.run("--mode", "account", "--op", "show").stdout)
-
-    def new_portal(self, portal: Portal) -> None:
-        self.run("--mode", "portal", "--op", "new", "--param", f"portal={portal}")
-
-    def new_target(self, tid: int, iqn: str) -> None:
-        self.run("--mode", "target", "--op", "new", "--tid", str(tid), "--targetname", iqn)
-
-    def delete_target(self, tid: int, force: bool) -> Result:
-        extra = ["--force"] if force else []
-        return self.run("--mode", "target", "--op", "delete", *extra, "--tid", str(tid),
-                        ok=(0, EINVAL))
-
-    def update_target(self, tid: int, name: str, value: str) -> None:
-        self.run("--mode", "target", "--op", "update", "--tid", str(tid),
-                 "--name", name, "--value", value)
-
-    def bind_initiator(self, tid: int, name: str) -> None:
-        opt = "--initiator-name" if name.startswith(("iqn.", "eui.", "naa.")) \
-            else "--initiator-address"
-        self.run("--mode", "target", "--op", "bind", "--tid", str(tid), opt, name)
-
-    def unbind_initiator(self, tid: int, name: str) -> None:
-        opt = "--initiator-name" if name.startswith(("iqn.", "eui.", "naa.")) \
-            else "--initiator-address"
-        self.run("--mode", "target", "--op", "unbind", "--tid", str(tid), opt, name,
-                 ok=(0, EINVAL))
-
-    def new_account(self, user: str, password: str) -> None:
-        """The one tgtadm call that carries a password on its argv (masked in logs)."""
-        self.run("--mode", "account", "--op", "new", "--user", user, "--password", password,
-                 secrets=(password,))
-
-    def delete_account(self, user: str) -> None:
-        self.run("--mode", "account", "--op", "delete", "--user", user, ok=(0, EINVAL))
-
-    def bind_account(self, tid: int, user: str, outgoing: bool) -> None:
-        extra = ["--outgoing"] if outgoing else []
-        self.run("--mode", "account", "--op", "bind", "--tid", str(tid), "--user", user, *extra)
-
-    def new_lun(self, tid: int, lun: int, path: str, bstype: str) -> None:
-        self.run("--mode", "logicalunit", "--op", "new", "--tid", str(tid), "--lun", str(lun),
-                 "--backing-store", path, "--bstype", bstype)
-
-    def update_lun(self, tid: int, lun: int, params: str) -> None:
-        self.run("--mode", "logicalunit", "--op", "update", "--tid", str(tid),
-                 "--lun", str(lun), "--params", params)
-
-    def delete_lun(self, tid: int, lun: int) -> Result:
-        return self.run("--mode", "logicalunit", "--op", "delete", "--tid", str(tid),
-                        "--lun", str(lun), ok=(0, EINVAL))
 
 
 def socket_path(control_port: int = 0) -> str:
