@@ -23,7 +23,6 @@ Layout (``<root>`` is ``/sys/kernel/config/target``)::
 
 from __future__ import annotations
 
-import glob
 import os
 
 from lsaa.errors import GenericError, NotInstalledError
@@ -162,9 +161,12 @@ class LunState:
 def find_storage_object(root: str, name: str, backstore: str | None = None) -> str:
     """The configfs directory of storage object ``name`` (any HBA of the type), or ""."""
     kinds = [HBA_PREFIX[backstore]] if backstore else list(HBA_PREFIX.values())
+    core = os.path.join(root, "core")
+    hbas = _listdir(core)  # not glob: it imports re (with enum), 4 ms per monitor in UML
     for kind in kinds:
-        for path in sorted(glob.glob(os.path.join(glob.escape(root), "core", f"{kind}_*", name))):
-            if os.path.isdir(path):
+        for hba in hbas:
+            path = os.path.join(core, hba, name)
+            if hba.startswith(f"{kind}_") and os.path.isdir(path):
                 return path
     return ""
 
