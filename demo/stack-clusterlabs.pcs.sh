@@ -26,6 +26,17 @@
 #     its monitor interval, 1 s timeouts, failurecount 1), quiescent=yes (a dead server
 #     keeps its entry with weight 0, as lsaa's on_failure=quiesce).  It needs perl's
 #     libwww for the http check (a dependency of the ldirectord package).
+#   * iSCSITarget lio-t creates no network portal for its default portals=0.0.0.0:3260
+#     (it turns targetcli's auto_add_default_portal off and skips the default value:
+#     the target exists but nobody can log in; the maintainers' answer is to set
+#     portals).  So portals is the VIP, which clients use, and since the VIP comes up
+#     after the target (the group's order, as in lsaa's stack), the nodes allow binding
+#     to an address they do not have yet: net.ipv4.ip_nonlocal_bind=1 (sysctl.d).
+#     lsaa's iscsi-target listens on every address, so it needs neither.
+#   * iSCSILogicalUnit lio-t creates the fileio backstore with targetcli's default, a
+#     write-back cache (acknowledged writes can be lost with the node), and offers no
+#     parameter to change it; lsaa's iscsi-lun exports the file write-through.  That is a
+#     difference in safety, not in failover time.
 #   * LVM-activate's system_id mode needs system_id_source set in lvm.conf (the lab sets
 #     "uname" in lvmlocal.conf for both stacks) and the VG created with a system ID.
 #   * ocf:linbit:drbd: the DRBD resource in /etc/drbd.conf on both nodes (shared with the
@@ -37,7 +48,7 @@
 # advertised 15 s start (it forks a Perl daemon) become 30 s, as lsaa's ipvs.  Timeouts
 # only bound an action; they do not make it slower or faster.
 #
-# Parameters: the same as demo/stack.pcs.sh, plus LDIRECTORD_CF.
+# Parameters: the same as demo/stack.pcs.sh, plus ISCSI_PORT and LDIRECTORD_CF.
 set -e
 NODE1=${NODE1:-node1}
 NODE2=${NODE2:-node2}
@@ -60,6 +71,7 @@ INITIATORS=${INITIATORS:-iqn.2024-01.lsaa.stack:client}   # who may log in (blan
 CHAP_USER=${CHAP_USER:-stackuser}
 CHAP_PASSWORD=${CHAP_PASSWORD:-change-me-12}
 LUN_FILE=${LUN_FILE:-lun0.img}                    # in MOUNTPOINT, created beforehand
+ISCSI_PORT=${ISCSI_PORT:-3260}                    # the portal: VIP:ISCSI_PORT
 LDIRECTORD_CF=${LDIRECTORD_CF:-/etc/ha.d/ldirectord.cf}   # on both nodes
 
 if [ -n "$CIB" ]; then
@@ -99,7 +111,7 @@ pcs -f "$CIB" resource create fs ocf:heartbeat:Filesystem \
     device="/dev/$VG/$LV" directory="$MOUNTPOINT" fstype="$FSTYPE" \
     op monitor interval=10s timeout=40s --group service
 pcs -f "$CIB" resource create target ocf:heartbeat:iSCSITarget implementation=lio-t \
-    iqn="$IQN" allowed_initiators="$INITIATORS" \
+    iqn="$IQN" portals="$VIP:$ISCSI_PORT" allowed_initiators="$INITIATORS" \
     incoming_username="$CHAP_USER" incoming_password="$CHAP_PASSWORD" \
     op start timeout=30s op stop timeout=30s \
     op monitor interval=10s timeout=30s --group service

@@ -9,6 +9,8 @@
 # * the system D-Bus: targetcli (iSCSITarget/iSCSILogicalUnit implementation=lio-t) fails
 #   without it ("Could not connect to D-Bus"); on RHEL systemd runs it, the guests have no
 #   systemd.  /etc/dbus-1 of the host is read, never written (the root is an overlay).
+# * net.ipv4.ip_nonlocal_bind=1: iSCSITarget's portal is the VIP (lio-t creates none for
+#   its default 0.0.0.0), bound when the target starts, before IPaddr2 brings the VIP up.
 # * /etc/ha.d/ldirectord.cf, the same file on both nodes, as an administrator installs it:
 #   the virtual service VIP:80 (rr) by direct routing ("gate") to port 80 of every real
 #   server, checked with an HTTP GET of / (success = a 2xx status, as lsaa's check_type=http)
@@ -23,6 +25,7 @@ case "$1" in
 start)
     VIP=$2; shift 2
     mkdir -p /run/dbus /etc/ha.d
+    echo 1 > /proc/sys/net/ipv4/ip_nonlocal_bind
     if [ ! -S /run/dbus/system_bus_socket ]; then
         $CLEAN setsid dbus-daemon --system --nofork --nopidfile </dev/null >/dev/null 2>&1 &
         i=0

@@ -41,6 +41,7 @@ from .cluster import (
     NODES,
     PCS_SCRIPT,
     POST_DELAY,
+    SERVICE,
     TOKEN_MS,
     Failover,
     Stack,
@@ -91,6 +92,10 @@ PHASES = [
     ("target up (lun0 started)", "lun0 started on survivor"),
     ("service answering (MTTR)", ANSWERING),
 ]
+
+# the group member before the VIP: IPaddr2 has the address up (and its gratuitous ARP out)
+# a little before its start result is logged, never before this one has started
+BEFORE_VIP = SERVICE[SERVICE.index("vip") - 1]
 
 EXEC_RX = re.compile(r"pacemaker-execd.*info: (\S+) (\w+) \(call \d+, PID \d+\) exited with "
                      r"status (\d+) \(execution time ([\d.]+)(ms|s)\b")
@@ -159,16 +164,21 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def measure(flavour: Flavour, n: int, results: str | None = None, **kw: float) -> Result:
-    """Boot a lab, configure it with ``flavour``'s script, run ``n`` failovers, tear down."""
-    res = Result(flavour)
+def stack_kw(flavour: Flavour) -> dict[str, object]:
+    """running_stack()'s keywords for a lab cluster that ``flavour``'s script configures."""
+    kw: dict[str, object] = {"stack_class": flavour.stack_class, "agent": flavour.agent}
     if "with_client" in {f.name for f in fields(Stack)}:
         # the MTTR compared is the HTTP service's; an iSCSI client guest would be a third
         # UML on this 2-CPU machine, load that both stacks' takeovers would share
-        kw = {**kw, "with_client": False}
+        kw["with_client"] = False
+    return kw
+
+
+def measure(flavour: Flavour, n: int, results: str | None = None, **kw: float) -> Result:
+    """Boot a lab, configure it with ``flavour``'s script, run ``n`` failovers, tear down."""
+    res = Result(flavour)
     say(f"\n== {flavour.name}: {flavour.script.relative_to(REPO)}, fence agent {flavour.agent}")
-    with running_stack(results=results, keep=bool(results), stack_class=flavour.stack_class,
-                       agent=flavour.agent, **kw) as st:
+    with running_stack(results=results, keep=bool(results), **stack_kw(flavour), **kw) as st:
         say(f"both nodes online {st.t_online:.1f} s after the first boot")
         took = st.pcs_script(script=flavour.script)
         t1 = time.monotonic()
@@ -180,6 +190,13 @@ def measure(flavour: Flavour, n: int, results: str | None = None, **kw: float) -
             f = st.failover(active)
             if f.mttr is None or f.settled != f.survivor or not f.rejoined:
                 raise LabError(f"{flavour.name}: failover {i} did not complete:\n{f.table()}")
+            before = f.marks.get(f"{BEFORE_VIP} started on {f.survivor}")
+            if before is None or f.mttr < before:
+                # a GET answered before the survivor could have the VIP came from elsewhere:
+                # the rebooted victim's own real server (the host's ARP entry for the VIP
+                # still names the victim's MAC, and the VIP is local on every real server)
+                raise LabError(f"{flavour.name}: HTTP answered at {f.mttr:.2f} s, before"
+                               f" {f.survivor} started the VIP: not a takeover\n{f.table()}")
             end = f.t_kill + max(f.mttr, f.marks.get("web started on " + f.survivor, 0.0))
             acts = executions(st.log(f.survivor), f.t_kill, end)
             run = Run(f, [(t - f.t_kill, what, secs) for t, what, secs in acts])
