@@ -21,6 +21,17 @@
 # directly; the active node reaches its own server as a local one.  tests/stack/node.sh web
 # does this at every boot.
 #
+# iSCSI clients log in to VIP:3260 (the target listens on every address) as one of the
+# INITIATORS, with CHAP; nothing else in the cluster is needed for them.  After a failover
+# their sessions reconnect to the VIP (open-iscsi's replacement_timeout, 120 s by default,
+# must exceed the failover time).  tests/stack/client.py is such a client.
+#
+# DRBD's resource-level fencing is set in drbd.conf, not here: "fencing resource-only" with
+# the fence-peer handler /usr/lib/drbd/crm-fence-peer.sh and the after-resync-target
+# handler /usr/lib/drbd/crm-unfence-peer.sh (DRBD 8.4; crm-fence-peer.9.sh for DRBD 9).
+# They find the promotable clone below by its drbd_resource parameter, and add and remove
+# the location constraint drbd-fence-by-handler-<resource>-data-clone themselves.
+#
 # Parameters: edit here, or set them in the environment.
 set -e
 NODE1=${NODE1:-node1}

@@ -1,8 +1,10 @@
 """The two-node cluster in lab guests (tests/stack: DRBD -> LVM -> Filesystem -> iSCSI
 target + LUN -> VIP -> LVS service VIP:80, demo/stack.pcs.sh): a power cut of the active
 node is fenced through its BMC (fence_lsaa_ipmi -> ipmi_sim -> the guest really boots
-again), the survivor takes the service over (HTTP through the VIP answers again), and the
-fenced node rejoins.
+again), the survivor takes the service over (HTTP through the VIP and iSCSI writes of a
+third guest, the client, answer again), no write the client had acknowledged is lost, the
+fenced node rejoins, and DRBD's resource-level fencing constrains promotion to the
+survivor until the rejoined node has resynced: no split brain.
 
 Asserts on state only; the measured timeline is printed (``pytest -s`` to see it).
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tests.lab.test_smoke_util import wait_until
-from tests.stack.cluster import NODES, http_get, running_stack, settled_on
+from tests.stack.cluster import ISCSI_LAST, NODES, http_get, running_stack, settled_on
 
 IQN = "iqn.2024-01.lsaa.stack:data"  # demo/stack.pcs.sh's default
 
@@ -28,6 +30,11 @@ def test_power_cut_of_the_active_node_is_fenced_and_taken_over(tmp_path: Path) -
         survivor = next(n for n in NODES if n != active)
         assert http_get(st.lab, st.vip) in NODES  # the LVS service answers before the cut
         assert st.agent == "fence_lsaa_ipmi"
+        assert st.client is not None
+        st.start_client()  # ocf:lsaa:iscsi-initiator login through the VIP, writer running
+        assert "recovery_tmo 120" in st.client.session()
+        # write-through backstore: an acknowledged write is on DRBD, not in a page cache
+        assert st.lun_cache_mode(active) == "Mode: O_DSYNC, emulate_write_cache=0"
 
         f = st.failover(active)
         print(f"\n{active} power-cut; timeline (s after the kill):\n{f.table()}")
@@ -53,6 +60,23 @@ def test_power_cut_of_the_active_node_is_fenced_and_taken_over(tmp_path: Path) -
         assert http_get(st.lab, st.vip) in NODES
         assert f.rejoined
         assert st.wait_steady(survivor) == survivor
+
+        # iSCSI: writes went on through the takeover, and the LUN read back through the
+        # survivor's target (the victim still off) holds every acknowledged record
+        assert f.mttr_iscsi is not None and f.marks.get(ISCSI_LAST) is not None, f.table()
+        assert f.iscsi is not None and f.iscsi.acknowledged > 0, f.iscsi
+        assert f.iscsi.lost == 0 and f.iscsi.verified == f.iscsi.blocks > 0, f.iscsi.line()
+        assert f.mttr == max(f.mttr_http or 0, f.mttr_iscsi)
+
+        # DRBD: the survivor's promotion ran crm-fence-peer.sh, whose constraint allowed
+        # Promoted only there; the rejoined node resynced from it and crm-unfence-peer.sh
+        # removed the constraint; one Primary, both UpToDate, no split brain
+        assert f.fence_constraint is not None and f"value=\"{survivor}\"" in \
+            f.fence_constraint, f.fence_constraint
+        assert f.drbd is not None and f.drbd.ok, f.drbd
+        assert f.drbd.primaries == [survivor] and not f.drbd.split_brain
+        assert any("fence-peer" in h for h in f.drbd.handlers), f.drbd.handlers
+        assert any("after-resync-target" in h for h in f.drbd.handlers), f.drbd.handlers
         assert sorted(st.online(active)) == sorted(NODES)
 
         # LVS balances by direct routing: the rejoined node gets its weight back from the
@@ -71,3 +95,7 @@ def test_power_cut_of_the_active_node_is_fenced_and_taken_over(tmp_path: Path) -
                    f"{active}'s real server quiesced on {survivor}")
         assert st.lvs_weights(survivor) == {st.node_ip(active): 0, st.node_ip(survivor): 1}
         assert [http_get(st.lab, st.vip) for _ in range(4)] == [survivor] * 4
+
+        # the writes made during the rejoin, the resync and the checks above are there too
+        v = st.client.verify(restart=False)
+        assert v.ok and v.lost == 0 and v.acknowledged > 0, v.line()

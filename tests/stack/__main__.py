@@ -1,11 +1,15 @@
 """``python -m tests.stack``: the two-node cluster in lab guests, with real fencing.
 
-    python -m tests.stack demo [--keep]     boot, configure (demo/stack.pcs.sh), show the
-                                            cluster, power-cut the active node, print the
-                                            measured failover timeline (MTTR: the first
-                                            HTTP GET through the VIP answered), tear down
-    python -m tests.stack soak [-n 10]      N failovers back and forth, MTTR of each
-    python -m tests.stack run NODE CMD...   run a command in a node of a kept demo
+    python -m tests.stack demo [--keep]     boot, configure (demo/stack.pcs.sh), start the
+                                            iSCSI client, show the cluster, power-cut the
+                                            active node, print the measured failover
+                                            timeline (MTTR: until both an HTTP GET through
+                                            the VIP and an iSCSI write are answered), the
+                                            lost-write and DRBD checks, tear down
+    python -m tests.stack soak [-n 10]      N failovers back and forth: MTTR, lost
+                                            acknowledged writes and DRBD state of each
+    python -m tests.stack run NODE CMD...   run a command in a node (or the client) of a
+                                            kept demo
     python -m tests.stack compare [-n N]    the same stack with the ClusterLabs/LINBIT
                                             agents, MTTRs side by side (compare.py)
 """
@@ -22,6 +26,7 @@ import time
 from pathlib import Path
 
 from .bmc import PASSWORD, USER
+from .client import Verification
 from .cluster import (
     NODES,
     PCS_SCRIPT,
@@ -58,14 +63,36 @@ def configure(st: Stack, in_guest: bool = False) -> str:
     active = st.wait_steady()
     say(f"pcs script {took:.1f} s; everything started {time.monotonic() - t1:.1f} s later,"
         f" service on {active}")
+    if st.client is not None:
+        dev = st.start_client()
+        say(f"iSCSI client ({st.client.g.ip()}, not a cluster node): ocf:lsaa:iscsi-initiator"
+            f" logged in with CHAP through the VIP portal; LUN 0 is {dev}, written with"
+            " O_DIRECT|O_SYNC, numbered and checksummed 4 KiB records")
+        say(indent(st.client.session()))
+        say(f"LIO fileio backstore lun0 on {active}: {st.lun_cache_mode(active)}")
     return active
 
 
 def show_failover(st: Stack, f: Failover) -> None:
     say(f"timeline (seconds after the SIGKILL of {f.victim}'s guest):")
     say(f.table())
-    say(f"MTTR (kill -> first HTTP GET through the VIP answered, {f.survivor} directing):"
-        f" {f.mttr:.2f} s" if f.mttr else "MTTR: no HTTP GET through the VIP succeeded")
+    http, iscsi = f.mttr_http, f.mttr_iscsi
+    say(f"MTTR (kill -> HTTP through the VIP and iSCSI both answer again, on {f.survivor}):"
+        f" {fmt(f.mttr)}  (HTTP GET {fmt(http)}, iSCSI write {fmt(iscsi)})"
+        if f.iscsi_client else f"MTTR (kill -> first HTTP GET through the VIP answered,"
+        f" {f.survivor} directing): {fmt(http)}")
+    if f.iscsi is not None:
+        say(f"iSCSI read-back on {f.survivor} ({f.victim} still off): {f.iscsi.line()}"
+            f"  {'ok' if f.iscsi.ok else 'ACKNOWLEDGED WRITES LOST'}")
+    if f.fence_constraint:
+        say(f"DRBD fencing: the constraint crm-fence-peer.sh placed (CIB on {f.survivor},"
+            " after the takeover):")
+        say(indent(f.fence_constraint))
+    if f.drbd is not None:
+        say(f"DRBD after {f.victim}'s rejoin and resync: {f.drbd.line()}"
+            f"  {'ok' if f.drbd.ok else 'NOT OK'}")
+        say("DRBD handlers run (kernel log), and what they said (syslog):")
+        say(indent("\n".join(f.drbd.handlers + f.drbd.handler_log) or "none"))
     if f.served:
         counts = ", ".join(f"{b} {f.served.count(b)}" for b in sorted(set(f.served)))
         say(f"GETs through the VIP after the kill answered by: {counts}"
@@ -75,8 +102,22 @@ def show_failover(st: Stack, f: Failover) -> None:
     say(indent(st.fence_history(f.survivor, f.victim)))
 
 
-def demo(keep: bool, in_guest: bool, results: str | None, **kw: float) -> int:
-    banner("Booting two lab guests (UML) and starting Corosync + Pacemaker in them")
+def fmt(t: float | None) -> str:
+    return "none" if t is None else f"{t:.2f} s"
+
+
+def final_check(st: Stack) -> Verification | None:
+    """Read the LUN back once more (covers the writes since the last failover's check)."""
+    if st.client is None:
+        return None
+    v = st.client.verify(restart=False)
+    say(f"iSCSI read-back at the end: {v.line()}  {'ok' if v.ok else 'ACKNOWLEDGED WRITES LOST'}")
+    return v
+
+
+def demo(keep: bool, in_guest: bool, results: str | None, **kw: object) -> int:
+    banner("Booting the lab guests (UML): two nodes, where Corosync + Pacemaker start,"
+           " and an iSCSI client")
     with running_stack(results=results, keep=bool(results), **kw) as st:
         say(f"both nodes online {st.t_online:.1f} s after the first boot"
             f" (token {st.token_ms} ms, POST delay {st.post_delay:g} s,"
@@ -94,20 +135,28 @@ def demo(keep: bool, in_guest: bool, results: str | None, **kw: float) -> int:
         say(indent(st.guests[f.survivor].run(["ipvsadm", "-Ln"], timeout=60).stdout))
         bodies = [http_get(st.lab, st.vip) for _ in range(4)]
         say(f"4 HTTP GETs of http://{st.vip}/ from {st.net.host_ip}: {bodies}")
+        v = final_check(st)
+        ok = (v is None or v.ok) and f.lost_writes in (None, 0) and f.drbd is not None \
+            and f.drbd.ok
         if keep:
             keep_running(st)
     say("\nEverything torn down.")
-    return 0
+    return 0 if ok else 1
 
 
 def keep_running(st: Stack) -> None:
     state = {n: str(st.guests[n].share) for n in NODES}
+    if st.client is not None:
+        state["client"] = str(st.client.g.share)
     state["netns"] = st.lab.netns
     KEEP_STATE.write_text(json.dumps(state))
     banner("Kept running (the guests live as long as this process): Ctrl-C tears down")
     me = f"{sys.executable} -m tests.stack"
     say(f"  {me} run node1 crm_mon -1          # any command in a node")
     say(f"  {me} run node2 pcs status")
+    if st.client is not None:
+        say(f"  {me} run client iscsiadm -m session -P 1   # the iSCSI client;"
+            f" its writes: {st.client.log}")
     say(f"  nsenter --net={st.lab.netns} ipmitool -I lanplus -C 3 -H {st.net.host_ip}"
         f" -p {st.bmc_port('node1')} -U {USER} -P {PASSWORD} chassis power status")
     say(f"  logs: {st.lab.results}/NODE/log/{{pacemaker,corosync}}/")
@@ -145,20 +194,29 @@ def run_in_kept(node: str, argv: list[str]) -> int:
     return int(data.get("rc", 1))
 
 
-def soak(n: int, in_guest: bool, results: str | None, **kw: float) -> int:
+def soak(n: int, in_guest: bool, results: str | None, **kw: object) -> int:
     banner(f"Soak: {n} failovers back and forth")
     mttrs: list[float] = []
+    lost = acked = 0
     with running_stack(results=results, keep=bool(results), **kw) as st:
         say(f"both nodes online {st.t_online:.1f} s after the first boot")
         active = configure(st, in_guest)
         for i in range(1, n + 1):
             f = st.failover(active)
-            ok = "on" in f.bmc and f.settled == f.survivor and f.rejoined
+            ok = ("on" in f.bmc and f.settled == f.survivor and f.rejoined
+                  and f.drbd is not None and f.drbd.ok and f.lost_writes in (None, 0))
             fenced = f.marks.get(f"fencer: {f.victim} fenced")
-            say(f"run {i:2d}: {f.victim} -> {f.survivor}  MTTR {f.mttr:6.2f} s"
-                f"  (fenced {fenced if fenced is None else round(fenced, 2)} s,"
-                f" rejoined {f.marks.get('rejoined: both nodes online', 0):.1f} s)"
+            say(f"run {i:2d}: {f.victim} -> {f.survivor}  MTTR {fmt(f.mttr)}"
+                f" (HTTP {fmt(f.mttr_http)}, iSCSI {fmt(f.mttr_iscsi)};"
+                f" fenced {fmt(fenced)}, rejoined"
+                f" {f.marks.get('rejoined: both nodes online', 0):.1f} s)"
                 f"  BMC {','.join(f.bmc)}  {'ok' if ok else 'FAILED'}")
+            if f.iscsi is not None:
+                acked += f.iscsi.acknowledged
+                lost += f.iscsi.lost
+                say(f"        iSCSI: {f.iscsi.line()}")
+            if f.drbd is not None:
+                say(f"        DRBD: {f.drbd.line()}")
             if not ok or f.mttr is None:
                 show_failover(st, f)
                 return 1
@@ -167,8 +225,16 @@ def soak(n: int, in_guest: bool, results: str | None, **kw: float) -> int:
             if active != f.survivor:
                 say(f"the service moved back to {active}")
                 return 1
+        v = final_check(st)
+        if v is not None:
+            acked, lost = acked + v.acknowledged, lost + v.lost
+            if not v.ok:
+                return 1
     say(f"\nMTTR over {n} failovers: min {min(mttrs):.2f} s, median "
         f"{statistics.median(mttrs):.2f} s, max {max(mttrs):.2f} s")
+    if st.client is not None:
+        say(f"iSCSI: {acked} writes acknowledged, {lost} lost (read back after each takeover"
+            f" and at the end); split brain: none (DRBD checked after each rejoin)")
     return 0
 
 
@@ -195,12 +261,14 @@ def main(argv: list[str] | None = None) -> int:
                             f" (default {POST_DELAY:g})")
         p.add_argument("--pcs-in-guest", action="store_true",
                        help="run every pcs command of demo/stack.pcs.sh in node1 (slow)")
+        p.add_argument("--no-drbd-fencing", action="store_true",
+                       help="drbd.conf without resource-level fencing (to measure its cost)")
     c = sub.add_parser("compare", add_help=False,
                        help="the lsaa stack and the ClusterLabs/LINBIT agents' one, MTTR side by"
                             " side (tests/stack/compare.py; compare --help)")
     c.add_argument("args", nargs=argparse.REMAINDER)
     r = sub.add_parser("run", help="run a command in a node of a kept demo")
-    r.add_argument("node", choices=NODES)
+    r.add_argument("node", choices=(*NODES, "client"))
     r.add_argument("argv", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)
     if args.cmd == "run":
@@ -217,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     t0 = time.monotonic()
     try:
-        kw = {"token_ms": args.token, "post_delay": args.post_delay}
+        kw = {"token_ms": args.token, "post_delay": args.post_delay,
+              "drbd_fencing": not args.no_drbd_fencing}
         rc = (demo(args.keep, args.pcs_in_guest, args.results, **kw) if args.cmd == "demo"
               else soak(args.n, args.pcs_in_guest, args.results, **kw))
     except KeyboardInterrupt:

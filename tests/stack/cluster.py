@@ -43,6 +43,10 @@ from typing import TYPE_CHECKING, Callable
 from tests.lab.labctl import REPO, Lab, LabError
 
 from .bmc import PASSWORD, USER, PowerController
+from .client import CHAP_PASSWORD, CHAP_USER, CLIENT_HOST, INITIATOR, IQN, Client
+
+if TYPE_CHECKING:
+    from .client import Verification
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -61,11 +65,27 @@ SERVICE = ("data", "vg", "fs", "target", "lun0", "vip", "web")  # data: where DR
 DISKS = ["64M", "160M"]  # /dev/ubda: system disk; /dev/ubdb: DRBD's backing disk
 LV_SIZE = "96M"
 
+# Resource-level fencing (DRBD 8.4 syntax, the guest kernel's DRBD): a node that is to be
+# promoted while its peer's disk state is unknown (the peer was lost), or a Primary that
+# loses its peer, first runs crm-fence-peer.sh, which puts a location constraint in the
+# CIB: the promotable clone may be Promoted only on this node.  The lost peer, once back,
+# cannot be promoted with its stale data; when it has resynced (it was the SyncTarget),
+# crm-unfence-peer.sh removes the constraint (ocf:lsaa:drbd's monitor on the Primary
+# would too, unfence=true, whichever comes first).  With STONITH the survivor is promoted only
+# after the peer is confirmed fenced, so the handler finds it "fenced" (down, expected
+# down) at once and exits 7 (DRBD 8.4 logs that 7 is meant for resource-and-stonith and
+# treats it as the peer outdated, as for 4).
+# The handlers log through logger (node.sh start runs a syslog daemon).
+DRBD_FENCING = {"fencing": " fencing resource-only;", "handlers": """
+  handlers {
+    fence-peer "/usr/lib/drbd/crm-fence-peer.sh";
+    after-resync-target "/usr/lib/drbd/crm-unfence-peer.sh";
+  }"""}
 DRBD_CONF = """\
 global {{ usage-count no; }}
 common {{
   net {{ protocol C; ping-int 1; ping-timeout 5; }}
-  disk {{ c-plan-ahead 0; resync-rate 300M; }}
+  disk {{ c-plan-ahead 0; resync-rate 300M;{fencing} }}{handlers}
 }}
 resource r0 {{
   on node1 {{ device /dev/drbd0; disk /dev/ubdb; address {a1}:7788; meta-disk internal; }}
@@ -130,6 +150,9 @@ class Stack:
     guests: dict[str, Guest] = field(default_factory=dict)
     power: PowerController | None = None
     t_online: float | None = None
+    with_client: bool = True  # the third guest writing through iSCSI (tests/stack/client.py)
+    drbd_fencing: bool = True  # DRBD_FENCING in drbd.conf (False: to measure its cost)
+    client: Client | None = None
 
     # -- lifecycle --------------------------------------------------------
     def __enter__(self) -> Stack:
@@ -163,9 +186,17 @@ class Stack:
         """Boot both guests and start the cluster; return seconds until both nodes online."""
         t0 = time.monotonic()
         self.net = self.lab.network("lan")
-        self.guests = dict(zip(NODES, self.lab.boot(*[
+        specs: list[dict[str, object]] = [
             {"name": n, "mem": self.mem, "disks": DISKS, "nics": [(self.net, i + 1)],
-             "lifetime": self.lifetime} for i, n in enumerate(NODES)])))
+             "lifetime": self.lifetime} for i, n in enumerate(NODES)]
+        if self.with_client:
+            specs.append({"name": "client", "mem": "128M", "lifetime": self.lifetime,
+                          "nics": [(self.net, CLIENT_HOST)]})
+        booted = self.lab.boot(*specs)
+        self.guests = dict(zip(NODES, booted))
+        if self.with_client:
+            self.client = Client(booted[2], self.vip)
+            self.client.setup()
         prov = self._provision()
         self._on_both(lambda g: g.run(["/bin/sh", str(NODE_SH), "install", str(prov)],
                                       check=True, timeout=120))
@@ -192,8 +223,9 @@ class Stack:
             "timestamp: on", "timestamp: hires")
         conf.write_text(text)
         (d / "authkey").write_bytes(os.urandom(256))
-        (d / "drbd.conf").write_text(DRBD_CONF.format(a1=self.node_ip("node1"),
-                                                      a2=self.node_ip("node2")))
+        (d / "drbd.conf").write_text(DRBD_CONF.format(
+            a1=self.node_ip("node1"), a2=self.node_ip("node2"),
+            **(DRBD_FENCING if self.drbd_fencing else dict.fromkeys(DRBD_FENCING, ""))))
         (d / "lvmlocal.conf").write_text(LVMLOCAL)
         cib = d / "cib.xml"
         with cib.open("w") as f:
@@ -276,6 +308,8 @@ class Stack:
             "FENCE_AGENT": self.agent,
             "VIP": self.vip, "VIP_NIC": "eth0",
             "REAL_SERVERS": " ".join(self.node_ip(n) for n in NODES),
+            "IQN": IQN, "INITIATORS": INITIATOR,
+            "CHAP_USER": CHAP_USER, "CHAP_PASSWORD": CHAP_PASSWORD,
         }
 
     def pcs_script(self, node: str = "node1", script: Path = PCS_SCRIPT,
@@ -327,14 +361,91 @@ class Stack:
         return self.guests[node].run(["stonith_admin", "--history", target], timeout=60).stdout
 
     def log(self, node: str, which: str = "pacemaker") -> str:
-        p = self.guests[node].share / "log" / which / f"{which}.log"
+        """A node's log: pacemaker, corosync or messages (syslog, node.sh start)."""
+        p = self.guests[node].share / "log" / (which if which == "messages" else
+                                               f"{which}/{which}.log")
         try:
             return p.read_text(errors="replace")
         except OSError:
             return ""
 
+    def start_client(self) -> str:
+        """Log the client in to the target through the VIP and start its writer."""
+        assert self.client is not None
+        dev = self.client.login()
+        self.client.start_writer()
+        return dev
+
+    def lun_cache_mode(self, node: str) -> str:
+        """How LIO's fileio backstore of lun0 writes: "Mode: O_DSYNC" is write-through
+        (an acknowledged write has reached DRBD, hence both nodes), "Buffered-WCE" would
+        leave acknowledged writes in the node's page cache."""
+        r = self.guests[node].sh("cat /sys/kernel/config/target/core/fileio_*/lun0/info "
+                                 "/sys/kernel/config/target/core/fileio_*/lun0/attrib/"
+                                 "emulate_write_cache", timeout=60)
+        m = re.search(r"Mode: (\S+)", r.stdout)
+        wce = r.stdout.strip().splitlines()[-1] if r.ok and r.stdout.strip() else "?"
+        return f"Mode: {m.group(1) if m else '?'}, emulate_write_cache={wce}"
+
+    def drbd_states(self) -> dict[str, str]:
+        """Node -> ``cs:... ro:... ds:...`` of r0 from /proc/drbd ('' if not there)."""
+        out = {}
+        for n in NODES:
+            r = self.guests[n].run(["cat", "/proc/drbd"], timeout=60) if \
+                self.guests[n].alive else None
+            m = re.search(r"0: (cs:\S+ ro:\S+ ds:\S+)", r.stdout) if r and r.ok else None
+            out[n] = m.group(1) if m else ""
+        return out
+
+    def fence_constraint(self, node: str) -> str | None:
+        """The rsc_location crm-fence-peer.sh placed, as XML, or None."""
+        r = self.guests[node].run(["cibadmin", "--query", "-o", "constraints"], timeout=60)
+        m = re.search(r"<rsc_location [^>]*id=\"drbd-fence-by-handler-.*?</rsc_location>",
+                      r.stdout, re.S)
+        return m.group(0) if m else None
+
+    def drbd_check(self, f: Failover, timeout: float = 120) -> DrbdCheck:
+        """After a rejoin: wait for the resync and the fence constraint's removal, then
+        check DRBD on both nodes (no split brain, both UpToDate, one Primary)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            states = self.drbd_states()
+            if all(st.startswith("cs:Connected ") and st.endswith("ds:UpToDate/UpToDate")
+                   for st in states.values()):
+                f.mark("DRBD: resync done, both UpToDate", time.time())
+                break
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        constraint = self.fence_constraint(f.survivor)
+        while constraint is not None and time.monotonic() < deadline:
+            time.sleep(0.5)
+            constraint = self.fence_constraint(f.survivor)
+        # read and clear: each check sees the kernel log since the previous one (a node's
+        # log also starts empty at every boot)
+        kernel = {n: [line for line in self.guests[n].run(["dmesg", "-c"], timeout=60)
+                      .stdout.splitlines() if "drbd" in line] for n in NODES}
+        return DrbdCheck(
+            states=states,
+            primaries=[n for n, st in states.items() if " ro:Primary/" in st],
+            split_brain=[f"{n}: {line}" for n in NODES for line in kernel[n]
+                         if "split-brain" in line.lower()],
+            handlers=[f"{n}: {line.split('] ', 1)[-1]}" for n in NODES for line in kernel[n]
+                      if ("exit code" in line or "returned" in line) and (
+                          "fence-peer" in line or "after-resync-target" in line)],
+            handler_log=[line for n in NODES for line in self.log(n, "messages").splitlines()
+                         if "-peer.sh[" in line and " INFO " in line
+                         and (stamp(line) or 0) >= f.t_kill - 1],
+            constraint_left=constraint)
+
     def failover(self, victim: str, timeout: float = 180, hold: bool = True) -> Failover:
         """Power-cut ``victim`` (SIGKILL of its UML) and measure the takeover and its rejoin.
+
+        The takeover is complete when the survivor runs the service, an HTTP GET through
+        the VIP and (with the client) an iSCSI write begun after the kill have been
+        answered.  Then, the victim still powered off, the client reads the LUN back and
+        checks every acknowledged write; after the victim's rejoin, DRBD is checked on
+        both nodes (:meth:`drbd_check`).
 
         ``hold``: the fenced node's firmware "POST" lasts until the survivor has taken over
         (a real server takes minutes to boot, and a node that rejoins in the middle of the
@@ -343,21 +454,31 @@ class Stack:
         """
         survivor = next(n for n in NODES if n != victim)
         assert self.power is not None
+        # the client counts once its writer runs (start_client)
+        client = self.client if self.client and self.client.writer_pid else None
         prober = HttpProber(self.lab, self.vip)
         try:
             time.sleep(0.5)
-            f = Failover(victim, survivor, time.time())
+            f = Failover(victim, survivor, time.time(), iscsi_client=client is not None)
+            if hold:
+                self.power.held.add(victim)
             self.guests[victim].kill()  # SIGKILL of the guest's UML: a power cut
             f.mark("victim's UML killed", time.time())
             deadline = time.monotonic() + timeout
             while True:
                 mon = self.crm_mon(survivor)
-                if settled_on(mon) == survivor and prober.first_after(f.t_kill):
+                if settled_on(mon) == survivor and prober.first_after(f.t_kill) and (
+                        client is None or client.first_ack_after(f.t_kill)):
                     break
                 if time.monotonic() > deadline:
                     raise LabError(f"no takeover by {survivor} after {timeout}s:\n{mon}")
                 time.sleep(0.2)
             f.settled = survivor
+            f.fence_constraint = self.fence_constraint(survivor)
+            if client is not None:
+                # the victim is still off: what is read back comes from the survivor alone
+                f.iscsi = client.verify()
+                f.mark("iSCSI: LUN read back, acknowledged writes checked", time.time())
             self.power.held.discard(victim)
             # the fenced node comes back (BMC power on -> boot -> node.sh start) and rejoins;
             # meanwhile the survivor's LVS health checks quiesce the victim's web server
@@ -377,6 +498,7 @@ class Stack:
                 time.sleep(0.2)
             f.rejoined = True
             f.mark("rejoined: both nodes online", time.time())
+            f.drbd = self.drbd_check(f)
         finally:
             self.power.held.discard(victim)
             prober.stop()
@@ -394,6 +516,9 @@ class Stack:
         f.mark(ANSWERING, prober.first_after(f.t_kill))
         f.served = prober.served_by_after(f.t_kill)
         f.http_failures = prober.failures
+        if client is not None:
+            f.mark(ISCSI_LAST, client.last_ack_before(f.t_kill))
+            f.mark(ISCSI_ANSWERING, client.first_ack_after(f.t_kill))
         v, s = re.escape(victim), re.escape(survivor)
         for name, t in _log_marks(self.log(survivor, "corosync"), f.t_kill, [
                 ("corosync: token lost", r"Token has not been received"),
@@ -408,6 +533,8 @@ class Stack:
                  rf"Result of promote operation for data on {s}: ok"),
                 *[(f"{r} started on {survivor}",
                    rf"Result of start operation for {r} on {s}: ok") for r in SERVICE[1:]],
+                (FENCE_PLACED, r"\+\+ .*<rsc_location .*drbd-fence-by-handler"),
+                (FENCE_REMOVED, r"-- .*rsc_location.*drbd-fence-by-handler"),
         ]).items():
             f.mark(name, t)
         # the survivor's own web server answers on the VIP as soon as IPaddr2 has put it up
@@ -490,6 +617,10 @@ def steady_on(mon: str) -> str | None:
 
 
 ANSWERING = "service answering (HTTP GET through the VIP)"
+ISCSI_ANSWERING = "iSCSI: first write acknowledged after the kill"
+ISCSI_LAST = "iSCSI: last write acknowledged before the kill"
+FENCE_PLACED = "DRBD fencing: crm-fence-peer.sh placed its constraint"
+FENCE_REMOVED = "DRBD fencing: constraint removed (resync done)"
 
 # One GET after another (a new TCP connection each, so each is scheduled by LVS), each
 # line "START END ok|fail BODY"; a short timeout, so a request that went to a dead real
@@ -568,18 +699,62 @@ class Failover:
     settled: str | None = None  # where the service runs at the end
     served: list[str] = field(default_factory=list)  # bodies of the GETs after the kill
     http_failures: int = 0  # GETs through the VIP that failed (whole probe)
+    iscsi_client: bool = False  # a client wrote through iSCSI during this failover
+    iscsi: Verification | None = None  # its read-back after the takeover
+    fence_constraint: str | None = None  # crm-fence-peer.sh's constraint after the takeover
+    drbd: DrbdCheck | None = None  # DRBD on both nodes after the rejoin
 
     def mark(self, what: str, t: float | None) -> None:
         if t is not None and what not in self.marks:
             self.marks[what] = t - self.t_kill
 
     @property
-    def mttr(self) -> float | None:
+    def mttr_http(self) -> float | None:
         return self.marks.get(ANSWERING)
+
+    @property
+    def mttr_iscsi(self) -> float | None:
+        return self.marks.get(ISCSI_ANSWERING)
+
+    @property
+    def mttr(self) -> float | None:
+        """Kill -> every service answers again: HTTP through the VIP and, with the
+        client, an iSCSI write acknowledged (None if one of them never answered)."""
+        got = [self.mttr_http] + ([self.mttr_iscsi] if self.iscsi_client else [])
+        return None if None in got else max(t for t in got if t is not None)
+
+    @property
+    def lost_writes(self) -> int | None:
+        return None if self.iscsi is None else self.iscsi.lost
 
     def table(self) -> str:
         rows = sorted(self.marks.items(), key=lambda kv: kv[1])
         return "\n".join(f"  {t:7.2f} s  {what}" for what, t in rows)
+
+
+@dataclass
+class DrbdCheck:
+    """DRBD (resource r0) on both nodes after a failover and the rejoin's resync."""
+
+    states: dict[str, str]  # node -> "cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate"
+    primaries: list[str]
+    split_brain: list[str]  # kernel log lines about a split brain, per node
+    handlers: list[str]  # the fence-peer / after-resync-target handler runs (kernel log)
+    handler_log: list[str]  # what crm-(un)fence-peer.sh said (syslog), since the kill
+    constraint_left: str | None  # crm-fence-peer.sh's constraint, if still there
+
+    @property
+    def ok(self) -> bool:
+        return (not self.split_brain and len(self.primaries) == 1
+                and self.constraint_left is None and all(
+                    st.startswith("cs:Connected ") and st.endswith(" ds:UpToDate/UpToDate")
+                    for st in self.states.values()))
+
+    def line(self) -> str:
+        states = "; ".join(f"{n} {st or '(no DRBD)'}" for n, st in self.states.items())
+        return (f"{states}; Primary on {', '.join(self.primaries) or 'no node'};"
+                f" split brain: {'; '.join(self.split_brain) or 'none'}"
+                + ("; fence constraint still in the CIB" if self.constraint_left else ""))
 
 
 def _log_marks(text: str, since: float, patterns: list[tuple[str, str]]) -> dict[str, float]:

@@ -6,7 +6,8 @@
 #                                   (and drbd.conf, lvmlocal.conf if there are any)
 #   node.sh start LOG_DIR           every boot: mount the system disk, bind its directories
 #                                   over /etc/corosync, /var/lib/{corosync,pacemaker}, start
-#                                   corosync, then pacemakerd; logs go to LOG_DIR (the share)
+#                                   a syslog daemon (LOG_DIR/messages), corosync, then
+#                                   pacemakerd; logs go to LOG_DIR (the share)
 #   node.sh web VIP                 every boot: this node as a real server of the LVS-DR
 #                                   service VIP:80 (ocf:lsaa:ipvs on the active node): an HTTP
 #                                   server on port 80 serving a page naming the node, the VIP
@@ -59,6 +60,11 @@ start)
     mkdir -p /var/log/corosync /var/log/pacemaker /run/resource-agents /run/fence-agents
     mount --bind $L/corosync /var/log/corosync
     mount --bind $L/pacemaker /var/log/pacemaker
+    # /dev/log and /dev/fd, as on any real node (syslog, udev): DRBD's fence handlers
+    # (crm-fence-peer.sh) send their output to logger through a bash process substitution
+    # and fail without them; the agents log to syslog too.
+    [ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
+    busybox syslogd -O $L/messages
     # the storage stack's configuration (kept on the system disk, like /etc on a real node)
     [ ! -f $M/etc/drbd.conf ] || { cp $M/etc/drbd.conf /etc/drbd.conf; modprobe drbd; }
     [ ! -f $M/etc/lvmlocal.conf ] || { cp $M/etc/lvmlocal.conf /etc/lvm/lvmlocal.conf; modprobe dm-mod; }
