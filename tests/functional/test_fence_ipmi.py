@@ -10,6 +10,7 @@ except that a failing agent gives up inside its own deadline.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -90,9 +91,33 @@ def test_conformance_harness(peer: str, request: pytest.FixtureRequest) -> None:
     bmc = request.getfixturevalue(peer)
     params = {"ip": "127.0.0.1", "ipport": str(bmc.port), "username": USER,
               "password": PASSWORD, "lanplus": "1", "power_wait": "0"}
-    report = run_fence_checks(str(ROOT / "fence" / "fence_lsaa_ipmi"), params=params, delay=1)
+    seen: list[bytes] = []
+    done = threading.Event()
+
+    def scan() -> None:  # every agent process the harness starts, while it runs
+        while not done.is_set():
+            for pid in os.listdir("/proc"):
+                with contextlib.suppress(OSError):
+                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                    if b"fence_lsaa_ipmi" in cmdline:
+                        seen.extend([cmdline, Path(f"/proc/{pid}/environ").read_bytes()])
+            time.sleep(0.02)
+
+    t = threading.Thread(target=scan)
+    t.start()
+    try:
+        report = run_fence_checks(str(ROOT / "fence" / "fence_lsaa_ipmi"), params=params,
+                                  delay=1)
+    finally:
+        done.set()
+        t.join()
     assert report.ok, report.render()
     assert report.status_of("delay") == "PASS"
+    # the command-line half ran, with the password through password_script, never argv
+    assert report.status_of("off.argv") == "PASS"
+    assert report.status_of("status.after-off.argv-agrees") == "PASS"
+    assert any(b"--password-script=" in c for c in seen)
+    assert seen and not any(PASSWORD.encode() in text for text in seen)
 
 
 # --- actions, read back independently -----------------------------------------------
