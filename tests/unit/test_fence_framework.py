@@ -116,7 +116,15 @@ def test_reboot_succeeds_once_off_even_if_on_fails():
     out = fence(dev, "action=reboot\nplug=n1\nretry_on=2\n")
     assert out.rc == 0
     assert dev.states["n1"] == OFF
-    assert dev.calls.count("set n1 on") == 3  # 1 + retry_on
+    assert dev.calls.count("set n1 on") == 2  # retry_on attempts, as fence-agents counts
+
+
+def test_reboot_tries_power_on_once_by_default_and_at_least_once():
+    for extra in ("", "retry_on=0\n"):
+        dev = Scripted({"n1": ON}, fail_on=True)
+        out = fence(dev, f"action=reboot\nplug=n1\n{extra}")
+        assert (out.rc, dev.states["n1"]) == (0, OFF)
+        assert dev.calls.count("set n1 on") == 1, extra
 
 
 def test_cycle_of_a_target_that_is_off_powers_it_on():

@@ -286,7 +286,8 @@ def _do(  # noqa: PLR0911 - one branch per fence action
         out.write("Success: Rebooted (power cycle, off phase not confirmed)\n")
         return EC_OK
     set_confirmed(backend, plug, OFF, values, log, deadline)
-    tries = 1 + max(0, int(seconds(values, "retry_on")))
+    # fence-agents: retry_on is the number of power-on attempts (default 1), at least one
+    tries = max(1, int(seconds(values, "retry_on")))
     for attempt in range(1, tries + 1):
         try:
             # The first attempt knows the state: off was just read back.
