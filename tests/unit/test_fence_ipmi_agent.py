@@ -47,6 +47,32 @@ def test_fence_ipmilan_names_and_aliases() -> None:
     assert "list" not in agent.SPEC.actions and "reboot" in agent.SPEC.actions
 
 
+def test_every_fence_ipmilan_option_is_declared_with_its_type() -> None:
+    """fence_ipmilan's own meta-data (fence-agents, installed by the set-up): each of
+    its parameters is one of ours, of the same content type, so its configuration
+    passes pcs and the command line unchanged."""
+    from lxml import etree
+
+    out = subprocess.run(["fence_ipmilan", "-o", "metadata"], capture_output=True,
+                         check=True, timeout=60).stdout
+    theirs = {p.get("name"): p.find("content").get("type")
+              for p in etree.fromstring(out).iter("parameter")}
+    ours = {n: o.type for o in agent.SPEC.options for n in (o.name, *o.aliases)}
+    assert len(theirs) > 40
+    assert {n: t for n, t in theirs.items() if ours.get(n, "missing") != t} == {}
+
+
+def test_ignored_ipmitool_options_and_refused_port_as_ip() -> None:
+    v, problems = values("ip=b\nipmitool_path=/usr/bin/ipmitool\nsudo=1\nquiet=1\n"
+                         "stonith_status_sleep=2\nverbose_level=3\ndisable_timeout=true\n")
+    assert problems == [] and agent.validate(v, "status") == []
+    assert v["use_sudo"] is True and v["quiet"] is True
+    v, problems = values("ip=b\nport_as_ip=1\n")
+    assert problems == []
+    assert agent.validate(v, "status") == [
+        "port_as_ip: not supported; configure one stonith device per BMC"]
+
+
 def test_defaults() -> None:
     v, problems = values("ip=bmc1\n")
     assert problems == []

@@ -73,6 +73,18 @@ def _kg(value: object) -> object:
     return text
 
 
+def _ignored(*options: tuple[str, str, str | None, str]) -> list[Option]:
+    """fence_ipmilan's options that mean nothing here (no ipmitool, no sudo; this
+    agent's own bounds and logging), accepted so that its configuration works as it
+    is.  ``use_sudo`` keeps fence_ipmilan's old name ``sudo``."""
+    return [Option(name, shortdesc, "Accepted for fence_ipmilan compatibility and "
+                   "without effect: this agent runs no ipmitool, and bounds and logs every "
+                   "exchange itself.", type=type_, default=default, advanced=True,
+                   short="q" if name == "quiet" else None,
+                   aliases=("sudo",) if name == "use_sudo" else ())
+            for name, shortdesc, default, type_ in options]
+
+
 SPEC = FenceSpec(
     "fence_lsaa_ipmi",
     "Fence agent for IPMI over LAN (pyghmi)",
@@ -121,6 +133,22 @@ SPEC = FenceSpec(
                "pyghmi retransmits within this time; then the attempt counts as failed and "
                "is retried in a new session while the action's deadline allows.",
                type="second", default="5"),
+        Option("port_as_ip", "Make \"port/plug\" to be an alias to IP address",
+               "Not supported: any true value is refused (ip names the BMC; one stonith "
+               "device per BMC), so a host map meant for it can never power off the "
+               "machine named by ip instead.", type="boolean", advanced=True),
+        *_ignored(("ipmitool_path", "Path to ipmitool binary", "/usr/bin/ipmitool", "string"),
+                  ("ipmitool_timeout", "Timeout (sec) for IPMI operation", "2", "string"),
+                  ("use_sudo", "Use sudo (without password) when calling 3rd party software",
+                   None, "boolean"),
+                  ("sudo_path", "Path to sudo binary", "/usr/bin/sudo", "string"),
+                  ("disable_timeout", "Disable timeout (true/false)", None, "string"),
+                  ("stonith_status_sleep", "Sleep X seconds between status calls during a "
+                   "STONITH action", "1", "second"),
+                  ("verbose_level", "Level of debugging detail in output", None, "integer"),
+                  ("quiet", "Disable logging to stderr", None, "boolean"),
+                  ("plug_separator", "Separator for plug parameter when specifying more "
+                   "than 1 plug", ",", "string")),
     ],
     vendor_url="https://www.intel.com/content/www/us/en/products/docs/servers/ipmi/"
                "ipmi-home.html",
@@ -135,6 +163,8 @@ def validate(options: dict[str, object], action: str) -> list[str]:
         problems.append("lanplus: IPMI 1.5 (lanplus=0) is not supported; use lanplus=1")
     if options.get("target"):
         problems.append("target: IPMI bridging is not supported")
+    if options.get("port_as_ip"):
+        problems.append("port_as_ip: not supported; configure one stonith device per BMC")
     username = str(options.get("username") or "")
     if len(username.encode("utf-8")) > IPMI_USER_MAX:
         problems.append(f"username: longer than {IPMI_USER_MAX} bytes (the IPMI limit)")
