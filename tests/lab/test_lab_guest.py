@@ -31,18 +31,19 @@ def test_command_timeout_kills_the_command_not_the_guest(guest: Guest) -> None:
     assert guest.run(["true"]).ok
 
 
-def test_many_commands_on_one_boot_are_cheap(guest: Guest) -> None:
-    import time
-
-    t0 = time.monotonic()
-    for _ in range(20):
-        guest.run(["true"], check=True)
-    per = (time.monotonic() - t0) / 20
-    assert per < 0.5, f"round trip {per:.3f}s"
+def test_many_commands_run_on_one_boot(guest: Guest) -> None:
+    """Commands go to the running guest's control channel: no boot per command (what it
+    costs is make bench's business, not a test's)."""
+    boot = guest.run(["cat", "/proc/sys/kernel/random/boot_id"], check=True).stdout
+    for i in range(20):
+        assert guest.run(["echo", str(i)], check=True).stdout == f"{i}\n"
+    assert guest.run(["cat", "/proc/sys/kernel/random/boot_id"], check=True).stdout == boot
 
 
 def test_repo_is_visible_read_only_and_lsaa_imports(guest: Guest) -> None:
-    r = guest.run(["python3", "-c", "import lsaa; print(lsaa.__file__)"], check=True)
+    # make dev-install links the package into the system site directory
+    r = guest.run(["python3", "-c", "import os, lsaa; print(os.path.realpath(lsaa.__file__))"],
+                  check=True)
     assert r.stdout.strip() == str(REPO / "lib" / "lsaa" / "__init__.py")
     r = guest.run(["touch", str(REPO / "lab-write-probe")])
     assert r.rc != 0 and "Read-only" in r.stderr
