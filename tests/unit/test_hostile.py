@@ -62,6 +62,9 @@ def test_ocf_framework_never_breaks_the_contract(tmp_path_factory, action, env, 
     if lines:
         assert lines[0].startswith("ocf-exit-reason:")
         assert len(lines[0]) <= len("ocf-exit-reason:") + 128
+        # the framework's catch-all: an exception no agent code meant (a string handed
+        # to the runner is one: Runner.run raises TypeError for it)
+        assert "internal error" not in lines[0]
     for argv in rec.argvs:  # check_command is split into words, never given to a shell
         assert argv[0] not in ("sh", "bash", "/bin/sh")
 
@@ -94,7 +97,40 @@ def test_fence_framework_never_breaks_the_contract(tmp_path_factory, pairs, nois
                    {"HA_LOGFACILITY": "none"}, stdout=out, stderr=err,
                    validate=fence_dummy.validate)
     assert rc in (0, 1, 2)
-    assert "Traceback" not in err.getvalue()
+    assert "Traceback" not in err.getvalue() and "internal error" not in err.getvalue()
+    assert err.getvalue().count("\n") <= 1
+
+
+def _short(v: str) -> bool:
+    return len(v) < 5000
+
+
+def _no_nul(v: str) -> bool:  # an environment cannot carry NUL
+    return "\x00" not in v
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pairs=st.lists(st.tuples(fence_keys, hostile_text.filter(_short)), max_size=8),
+       env=st.dictionaries(st.sampled_from(["HA_debug", "HA_LOGFACILITY", "OCF_TRACE_RA",
+                                            "LANG", "LC_ALL", "bogus"]),  # no log file paths
+                           hostile_text.filter(_no_nul), max_size=4))
+def test_fence_command_line_and_environment_never_break_the_contract(tmp_path_factory,
+                                                                      pairs, env):
+    """The same on the command line (``--name=value``, bare flags, stray words), with a
+    hostile environment: an exit code of the contract, at most one line on stderr."""
+    state = tmp_path_factory.getbasetemp() / "fence-argv"
+    state.mkdir(exist_ok=True)
+    (state / "n1").write_text("on\n")
+    argv = ["fence_lsaa_dummy"]
+    for k, value in pairs:
+        v = value[:1] if k == "delay" or k.endswith("timeout") or k == "power_wait" else value
+        argv += [f"--{k.replace('_', '-')}={v}"] if v else [f"--{k.replace('_', '-')}", ""]
+    env = {**env, "HA_LOGFACILITY": env.get("HA_LOGFACILITY", "none")}
+    out, err = io.StringIO(), io.StringIO()
+    rc = fence_run(fence_dummy.SPEC, fence_dummy.factory, argv, b"", env, stdout=out,
+                   stderr=err, validate=fence_dummy.validate)
+    assert rc in (0, 1, 2)
+    assert "Traceback" not in err.getvalue() and "internal error" not in err.getvalue()
     assert err.getvalue().count("\n") <= 1
 
 
