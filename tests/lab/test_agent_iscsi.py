@@ -133,6 +133,8 @@ def test_lio_target_lun_initiator_failover(guest_pair: tuple[Guest, Guest]) -> N
     assert ini.agent("iscsi-initiator", "stop", init, instance="p_ini").rc == 0
     assert ini.agent("iscsi-initiator", "monitor", init, instance="p_ini").rc == 7
 
+    mutual_chap_and_readonly(tgt, ini, tip)
+
     # the conformance harness, in the guests, on all three agents
     assert tgt.agent("iscsi-lun", "stop", LUN, instance="p_lun").rc == 0
     assert tgt.agent("iscsi-target", "stop", target_params(tip), instance="p_target").rc == 0
@@ -141,6 +143,60 @@ def test_lio_target_lun_initiator_failover(guest_pair: tuple[Guest, Guest]) -> N
     tgt.run(["truncate", "-s", "16M", "/tmp/lun1.img"], check=True)
     harness(tgt, "iscsi-lun", {**LUN, "lun": "1", "backstore": "fileio", "path": "/tmp/lun1.img"})
     harness(ini, "iscsi-initiator", {**init, "portal": tip})
+
+
+def mutual_chap_and_readonly(tgt: Guest, ini: Guest, tip: str) -> None:
+    """A second target on the same portal whose initiator must also authenticate it
+    (mutual CHAP), exporting a write-protected fileio LUN; and readonly refused on an
+    open-access target, where LIO cannot write-protect one LUN."""
+    ro_iqn, t_user, t_pw = "iqn.2024-01.lsaa.lab:ro", "labtarget", "targetsecret12"
+    target = {"implementation": "lio", "iqn": ro_iqn, "portals": f"{tip}:3260",
+              "allowed_initiators": INI, "incoming_username": USER,
+              "incoming_password": PASSWORD, "outgoing_username": t_user,
+              "outgoing_password": t_pw}
+    lun = {"implementation": "lio", "target_iqn": ro_iqn, "lun": "0", "path": "/tmp/ro.img",
+           "backstore": "fileio", "readonly": "true"}
+    image = tgt.sh("head -c 1M /dev/urandom > /tmp/ro.img; md5sum < /tmp/ro.img",
+                   check=True).stdout.split()[0]
+    assert tgt.agent("iscsi-target", "start", target, instance="p_ro_target").rc == 0
+    r = tgt.agent("iscsi-lun", "start", lun, instance="p_ro_lun")
+    assert r.rc == 0, r.stderr
+    acl = f"/sys/kernel/config/target/iscsi/{ro_iqn}/tpgt_1/acls/{INI}"
+    assert tgt.run(["cat", f"{acl}/lun_0/write_protect"], check=True).stdout.strip() == "1"
+    assert tgt.run(["cat", f"{acl}/auth/userid_mutual"], check=True).stdout.strip() == t_user
+
+    init = {"portal": tip, "target": ro_iqn, "username": USER, "password": PASSWORD,
+            "username_in": t_user, "password_in": "not-the-target1"}
+    bad = ini.agent("iscsi-initiator", "start", init, instance="p_ro_ini", timeout=60)
+    assert bad.rc == 1, bad.stderr  # the target answered with the wrong mutual secret
+    assert "not-the-target1" not in bad.stderr + bad.stdout and t_pw not in bad.stderr
+    assert ini.agent("iscsi-initiator", "stop", init, instance="p_ro_ini").rc == 0
+    init["password_in"] = t_pw
+    r = ini.agent("iscsi-initiator", "start", init, instance="p_ro_ini", timeout=60)
+    assert r.rc == 0, r.stderr
+    dev = json.loads(ini.run(["cat", "/run/resource-agents/lsaa-iscsi-initiator-p_ro_ini"
+                              ".disks"], check=True).stdout)["disks"][0]["dev"].rsplit("/", 1)[1]
+    assert ini.run(["cat", f"/sys/block/{dev}/ro"], check=True).stdout.strip() == "1"
+    got = ini.sh(f"dd if=/dev/{dev} bs=1M count=1 iflag=direct status=none | md5sum",
+                 check=True).stdout.split()[0]
+    assert got == image
+    write = ini.sh(f"dd if=/dev/zero of=/dev/{dev} bs=4k count=1 oflag=direct status=none")
+    assert not write.ok  # refused: the LUN is write-protected
+    assert tgt.sh("md5sum < /tmp/ro.img", check=True).stdout.split()[0] == image
+    assert tgt.agent("iscsi-lun", "monitor", lun, instance="p_ro_lun").rc == 0
+    assert ini.agent("iscsi-initiator", "stop", init, instance="p_ro_ini").rc == 0
+    assert tgt.agent("iscsi-lun", "stop", lun, instance="p_ro_lun").rc == 0
+    assert tgt.agent("iscsi-target", "stop", target, instance="p_ro_target").rc == 0
+
+    open_target = {"implementation": "lio", "iqn": ro_iqn, "portals": f"{tip}:3260",
+                   "open_access": "true"}
+    assert tgt.agent("iscsi-target", "start", open_target, instance="p_ro_target").rc == 0
+    r = tgt.agent("iscsi-lun", "start", lun, instance="p_ro_lun")
+    assert r.rc == 6 and "readonly: target" in r.stderr and "open access" in r.stderr, r.stderr
+    assert tgt.run(["test", "-e", f"/sys/kernel/config/target/iscsi/{ro_iqn}/tpgt_1/lun/"
+                    "lun_0"]).rc != 0  # nothing half-made
+    assert tgt.agent("iscsi-lun", "stop", lun, instance="p_ro_lun").rc == 0
+    assert tgt.agent("iscsi-target", "stop", open_target, instance="p_ro_target").rc == 0
 
 
 def harness(g: Guest, agent: str, params: dict[str, str]) -> None:

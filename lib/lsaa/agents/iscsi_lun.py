@@ -334,6 +334,10 @@ def lio_lun_problems(st: LunState, cfg: LunConfig) -> list[str] | None:
         problems.append(f"serial is {st.serial or '?'}, not {cfg.serial}")
     if cfg.vendor and st.vendor and st.vendor != cfg.vendor:
         problems.append(f"vendor is {st.vendor}, not {cfg.vendor}")
+    if cfg.product and st.product and st.product != cfg.product:
+        problems.append(f"product is {st.product}, not {cfg.product}")
+    if cfg.backstore == "block" and st.readonly != cfg.readonly:
+        problems.append("block backstore is " + ("read-write" if cfg.readonly else "read-only"))
     if not st.enabled:
         problems.append("backstore not enabled")
     problems += [f"not mapped for {acl}" for acl, ok in st.mapped.items() if not ok]

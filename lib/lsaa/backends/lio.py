@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 
-from lsaa.errors import GenericError, NotInstalledError
+from lsaa.errors import ConfigError, GenericError, NotInstalledError
 
 TYPE_CHECKING = False  # see lsaa.errors
 if TYPE_CHECKING:
@@ -158,6 +158,11 @@ class LunState:
         self.write_protect: dict[str, bool] = {}
 
 
+def _so_readonly(so_dir: str) -> bool:
+    """An iblock backstore opened read-only (its ``info`` says ``readonly: 1``)."""
+    return "readonly: 1" in (_read(os.path.join(so_dir, "info")) or "")
+
+
 def find_storage_object(root: str, name: str, backstore: str | None = None) -> str:
     """The configfs directory of storage object ``name`` (any HBA of the type), or ""."""
     kinds = [HBA_PREFIX[backstore]] if backstore else list(HBA_PREFIX.values())
@@ -183,8 +188,7 @@ def inspect_lun(root: str, name: str, iqn: str, lun: int) -> LunState:
         st.product = _read(os.path.join(so, "wwn", "product_id")) or ""
         enable = _read(os.path.join(so, "enable"))
         st.enabled = enable is None or enable == "1"
-        info = _read(os.path.join(so, "info")) or ""
-        st.readonly = "readonly: 1" in info
+        st.readonly = _so_readonly(so)
     tpg = tpg_path(root, iqn)
     st.target_exists = os.path.isdir(tpg)
     lun_dir = os.path.join(tpg, "lun", f"lun_{lun}")
@@ -380,11 +384,18 @@ def ensure_lun(  # noqa: PLR0912 - one pass: backstore, identity, LUN, mapped LU
         tpg = _tpg(rts, iqn, "lookup")
     except rts.RTSLibNotInCFS:
         raise GenericError(f"target {iqn} does not exist (start its iscsi-target first)") from None
+    if readonly and _read(os.path.join(tpg.path, "attrib", "generate_node_acls")) == "1":
+        # LIO write-protects a LUN per ACL; open access (demo mode) has a TPG-wide switch
+        # only, which would also protect every other LUN of the target
+        raise ConfigError(f"readonly: target {iqn} has open access (no allowed_initiators), "
+                          "where LIO cannot write-protect one LUN; list the initiators on "
+                          "its iscsi-target")
     try:
         so_dir = find_storage_object(root, name)
         so = _so_from_path(so_dir) if so_dir else None
         if so is not None and (so.udev_path != path or so.plugin != HBA_PREFIX[backstore]
-                               or not so.is_configured()):
+                               or not so.is_configured()
+                               or (backstore == "block" and _so_readonly(so.path) != readonly)):
             so.delete()  # ours by name but stale: rebuild it
             so = None
         if so is None:
