@@ -75,8 +75,12 @@ def test_power_cut_of_the_active_node_is_fenced_and_taken_over(tmp_path: Path) -
             f.fence_constraint, f.fence_constraint
         assert f.drbd is not None and f.drbd.ok, f.drbd
         assert f.drbd.primaries == [survivor] and not f.drbd.split_brain
-        assert any("fence-peer" in h for h in f.drbd.handlers), f.drbd.handlers
-        assert any("after-resync-target" in h for h in f.drbd.handlers), f.drbd.handlers
+        assert any(f"{survivor}: drbd r0: fence-peer helper returned 7" in h
+                   for h in f.drbd.handlers), f.drbd.handlers
+        assert any(f"{active}: " in h and "after-resync-target minor-0 exit code 0 " in h
+                   for h in f.drbd.handlers), f.drbd.handlers
+        assert any("placed constraint 'drbd-fence-by-handler-r0-data-clone'" in line
+                   for line in f.drbd.handler_log), f.drbd.handler_log
         assert sorted(st.online(active)) == sorted(NODES)
 
         # LVS balances by direct routing: the rejoined node gets its weight back from the

@@ -573,7 +573,7 @@ def running_stack(results: str | os.PathLike[str] | None = None, keep: bool = Fa
 
 def stamp(line: str, year: int | None = None) -> float | None:
     """Wall-clock time of a corosync (hires) or pacemaker log line, or None."""
-    m = re.match(r"(\w{3} \d+ \d\d:\d\d:\d\d)(\.\d+)?", line)
+    m = re.match(r"(\w{3} +\d+ \d\d:\d\d:\d\d)(\.\d+)?", line)  # syslog pads the day: "Dec  8"
     if not m:
         return None
     y = year or datetime.now().year
