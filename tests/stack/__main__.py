@@ -196,8 +196,12 @@ def run_in_kept(node: str, argv: list[str]) -> int:
 
 def soak(n: int, in_guest: bool, results: str | None, **kw: object) -> int:
     banner(f"Soak: {n} failovers back and forth")
+    from tests.lab.labctl import host_snapshot, processes_mentioning
+
     mttrs: list[float] = []
     lost = acked = 0
+    split: list[str] = []  # DRBD's kernel lines about a split brain, from every run
+    before = host_snapshot()
     with running_stack(results=results, keep=bool(results), **kw) as st:
         say(f"both nodes online {st.t_online:.1f} s after the first boot")
         active = configure(st, in_guest)
@@ -217,6 +221,7 @@ def soak(n: int, in_guest: bool, results: str | None, **kw: object) -> int:
                 say(f"        iSCSI: {f.iscsi.line()}")
             if f.drbd is not None:
                 say(f"        DRBD: {f.drbd.line()}")
+                split += f.drbd.split_brain
             if not ok or f.mttr is None:
                 show_failover(st, f)
                 return 1
@@ -230,12 +235,21 @@ def soak(n: int, in_guest: bool, results: str | None, **kw: object) -> int:
             acked, lost = acked + v.acknowledged, lost + v.lost
             if not v.ok:
                 return 1
+    # the lab's close raised if a process of it survived; mounts and loop devices too
+    after = host_snapshot()
+    left = [*processes_mentioning(str(st.lab.workdir)),
+            *sorted(set(after["mounts"]) ^ set(before["mounts"])),
+            *sorted(set(after["loops"]) ^ set(before["loops"]))]
     say(f"\nMTTR over {n} failovers: min {min(mttrs):.2f} s, median "
         f"{statistics.median(mttrs):.2f} s, max {max(mttrs):.2f} s")
     if st.client is not None:
         say(f"iSCSI: {acked} writes acknowledged, {lost} lost (read back after each takeover"
-            f" and at the end); split brain: none (DRBD checked after each rejoin)")
-    return 0
+            " and at the end)")
+    say(f"split brain: {len(split)} (DRBD's kernel log on both nodes after each rejoin)"
+        + "".join(f"\n  {line}" for line in split))
+    say(f"left behind: {', '.join(map(str, left)) if left else 'nothing'} (processes, mounts,"
+        " loop devices)")
+    return 0 if not split and not left and lost == 0 else 1
 
 
 def main(argv: list[str] | None = None) -> int:
