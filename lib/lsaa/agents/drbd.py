@@ -130,7 +130,8 @@ SPEC = AgentSpec(
               default="0 10 1000 10000", check=_scores),
         Param("wfc_timeout", "Seconds start waits for the peer",
               "How long start waits for the connection before succeeding "
-              "unconnected (a lone node still starts).",
+              "unconnected (a lone node still starts); 0: no wait. Unlike "
+              "ocf:linbit:drbd, whose 0 is DRBD's wait-forever.",
               type="integer", default="5", minimum=0, maximum=600),
         Param("unfence", "Remove the fencing handler's constraint after resync",
               "Delete drbd-fence-by-handler-<res>-* location constraints once every "
