@@ -30,6 +30,8 @@ def rows(rounds: int = 40) -> list[Row]:
         # The floor is the interpreter start our launchers pay: -IS, no site-packages
         # .pth files (on this machine they import certifi and cost ~5 ms a start).
         "bare": Cmd(["/usr/bin/python3", "-IS", "-c", "pass"], env),
+        # the floor, a plain start with this machine's site-packages
+        "bare-site": Cmd(["/usr/bin/python3", "-c", "pass"], env),
         "lsaa-meta": Cmd([ours, "meta-data"], env),
         "lsaa-mon": Cmd([ours, "monitor"], env),
         "dummypy-meta": Cmd([f"{HEARTBEAT}/dummypy", "meta-data"], env),
@@ -50,6 +52,10 @@ def rows(rounds: int = 40) -> list[Row]:
             m["bare"], 1.5),
         Row("monitor: ocf:lsaa:dummy vs bare python3", m["lsaa-mon"], "python3 -IS -c pass",
             m["bare"], 1.5),
+        Row("meta-data: ocf:lsaa:dummy vs python3 -c pass", m["lsaa-meta"], "python3 -c pass",
+            m["bare-site"], 1.5),
+        Row("monitor: ocf:lsaa:dummy vs python3 -c pass", m["lsaa-mon"], "python3 -c pass",
+            m["bare-site"], 1.5),
         Row("(floor) dummypy monitor vs bare python3", m["dummypy-mon"], "python3 -IS -c pass",
             m["bare"], None),
         Row("(floor) shell Dummy monitor vs bare python3", m["Dummy-mon"], "python3 -IS -c pass",
