@@ -6,7 +6,9 @@ passwd/group have a ``libvirt-qemu`` user (the QEMU driver refuses to start
 without one), under a child subreaper so that destroyed QEMUs are reaped at
 once.  It listens on a unix socket (no auth) and on 127.0.0.1:<port> with SASL
 DIGEST-MD5 (a user/password in a private sasldb), so the agent's password path
-is tested against a real libvirtd.  QEMU domains use TCG and no disk.
+is tested against a real libvirtd; and on 127.0.0.1:<tls_port> with TLS
+(a CA, server and client certificates made here with openssl; the client
+certificate authenticates).  QEMU domains use TCG and no disk.
 
 Every process started here is recorded by PID and stopped by PID.
 """
@@ -68,7 +70,12 @@ sys.exit(rc if rc >= 0 else 128 - rc)
 '''
 
 LIBVIRTD_CONF = '''\
-listen_tls = 0
+listen_tls = 1
+tls_port = "{tls_port}"
+key_file = "{pki}/serverkey.pem"
+cert_file = "{pki}/servercert.pem"
+ca_file = "{pki}/cacert.pem"
+auth_tls = "none"
 listen_tcp = 1
 listen_addr = "127.0.0.1"
 tcp_port = "{port}"
@@ -132,6 +139,35 @@ def missing() -> str | None:
     return None
 
 
+def make_pki(d: Path, ca_name: str = "lsaa-lab-ca") -> None:
+    """In ``d``: a CA (cacert.pem, ca.key), libvirtd's certificate for 127.0.0.1
+    (servercert.pem, serverkey.pem) and, in ``d/client``, what a client's pkipath
+    holds (cacert.pem, clientcert.pem, clientkey.pem).  Keys never leave ``d``."""
+    client = d / "client"
+    client.mkdir(parents=True)
+
+    def ssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, timeout=60, cwd=d,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+        "cacert.pem", "-days", "2", "-subj", f"/CN={ca_name}",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    for name, cn, ext in (
+            ("server", "127.0.0.1", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth"),
+            ("client", "fencer", "extendedKeyUsage=clientAuth")):
+        (d / f"{name}.ext").write_text(
+            f"basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n{ext}\n")
+        ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}key.pem", "-out",
+            f"{name}.csr", "-subj", f"/O=lsaa lab/CN={cn}")
+        ssl("x509", "-req", "-in", f"{name}.csr", "-CA", "cacert.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext",
+            "-out", f"{name}cert.pem")
+    for f in ("cacert.pem", "clientcert.pem", "clientkey.pem"):
+        shutil.copy(d / f, client / f)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -146,6 +182,7 @@ class LibvirtLab:
         self.base = Path(tempfile.mkdtemp(prefix=prefix))
         self.base.chmod(0o755)
         self.port = free_port()
+        self.tls_port = free_port()
         self.sasl_user = sasl_user
         self.sasl_password = sasl_password
         self.pids: list[int] = []  # subreapers, newest last
@@ -168,6 +205,12 @@ class LibvirtLab:
         """The QEMU driver over TCP with SASL (username/password)."""
         return f"qemu+tcp://127.0.0.1:{self.port}/system"
 
+    def tls_uri(self, pki: str | None = None) -> str:
+        """The QEMU driver over TLS, the client's CA and certificate in ``pki`` (the
+        lab's client directory by default)."""
+        return (f"qemu+tls://127.0.0.1:{self.tls_port}/system"
+                f"?pkipath={pki or self.base / 'pki' / 'client'}")
+
     @property
     def test_uri(self) -> str:
         """libvirt's test driver, shared through this libvirtd (needs an anchor)."""
@@ -181,7 +224,9 @@ class LibvirtLab:
                   "etc", "sasl2"):
             (b / d).mkdir(parents=True, exist_ok=True)
         os.symlink("/run", b / "var" / "run")
-        (b / "etc" / "libvirtd.conf").write_text(LIBVIRTD_CONF.format(port=self.port))
+        make_pki(b / "pki")
+        (b / "etc" / "libvirtd.conf").write_text(LIBVIRTD_CONF.format(
+            port=self.port, tls_port=self.tls_port, pki=b / "pki"))
         (b / "etc" / "qemu.conf").write_text(QEMU_CONF)
         (b / "subreaper.py").write_text(SUBREAPER)
         passwd = Path("/etc/passwd").read_text()

@@ -207,6 +207,34 @@ def test_wrong_password_fails_fast_and_clearly(lab: LibvirtLab, tmp_path: Path) 
     assert lab.domstate("node2") == "running"  # nothing happened
 
 
+def test_tls_with_client_certificates(lab: LibvirtLab, tmp_path: Path) -> None:
+    """qemu+tls:// with the CA and client certificate from the URI's pkipath: off, on
+    and status confirmed by virsh over the unix socket; a client that trusts another CA
+    gets an error, never a power state."""
+    from tests.functional.libvirt_lab import make_pki
+
+    ensure_running(lab, "node2")
+    r = fence(lab, "off", uri=lab.tls_uri())
+    assert (r.returncode, r.stdout) == (0, "Success: Powered OFF\n"), r.stderr
+    assert lab.domstate("node2") == "shut off"
+    r = fence(lab, "status", uri=lab.tls_uri())
+    assert (r.returncode, r.stdout) == (2, "Status: OFF\n"), r.stderr
+    r = fence(lab, "on", uri=lab.tls_uri())
+    assert r.returncode == 0, r.stderr
+    assert lab.domstate("node2") == "running"
+    r = fence(lab, "list", plug=None, uri=lab.tls_uri())
+    assert r.returncode == 0 and "node2," in r.stdout, r.stderr
+
+    make_pki(tmp_path / "other", ca_name="another-ca")  # a CA libvirtd never heard of
+    other = lab.tls_uri(str(tmp_path / "other" / "client"))
+    for action in ("status", "off"):
+        r = fence(lab, action, uri=other, login_timeout="3")
+        assert r.returncode == 1 and r.stdout == "", (action, r.stdout, r.stderr)
+        assert len(r.stderr.splitlines()) == 1, r.stderr  # one clear line, no libvirt noise
+        assert "certificate" in r.stderr and "password" not in r.stderr, r.stderr
+    assert lab.domstate("node2") == "running"
+
+
 # --- faults ----------------------------------------------------------------------
 
 def test_domain_deleted_before_destroy_fails(lab: LibvirtLab) -> None:

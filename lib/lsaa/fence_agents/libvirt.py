@@ -18,7 +18,8 @@ Rules this backend keeps (fence-contract.md §10):
   (libvirt removes transient domains when they stop; a persistent one may be
   undefined meanwhile): destroy returned only once QEMU was gone.  A domain
   that disappears *before* we destroyed it is an error (it may have migrated);
-* libvirt's error handler is replaced by a no-op before connecting, so
+* libvirt's error handler is replaced by a no-op before connecting, and its
+  log outputs go to syslog (``LIBVIRT_LOG_OUTPUTS``, unless already set), so
   libvirt prints nothing on stderr (each stderr line is a WARNING in
   Pacemaker's log); errors are reported once, by the framework;
 * every libvirt call runs in a worker thread and is waited for with a
@@ -142,6 +143,11 @@ class LibvirtBackend(PowerBackend):
                  lib: Any = None) -> None:
         super().__init__(options, log, deadline)
         if lib is None:
+            import os
+
+            # libvirt's own log (certificate warnings...) goes to stderr, where each line
+            # is a WARNING in Pacemaker's log, unless told otherwise before it starts
+            os.environ.setdefault("LIBVIRT_LOG_OUTPUTS", "3:syslog:fence_lsaa_libvirt")
             import libvirt
 
             lib = libvirt
@@ -154,6 +160,7 @@ class LibvirtBackend(PowerBackend):
         self.power_timeout = _positive(options.get("power_timeout"), 20.0)
         self.conn: Any = None
         self.stuck = False  # a call on self.conn never returned
+        self.asked_password = False  # libvirt's auth callback wanted a passphrase
         # plug -> UUID of the domain we destroyed successfully (for transient domains)
         self.destroyed: dict[str, str] = {}
         # plug -> UUID first resolved; a different UUID later means the domain was replaced
@@ -234,6 +241,7 @@ class LibvirtBackend(PowerBackend):
             if cred[0] == lib.VIR_CRED_AUTHNAME:
                 cred[4] = self.username if self.username is not None else (cred[3] or "")
             elif cred[0] == lib.VIR_CRED_PASSPHRASE:
+                self.asked_password = True
                 if self.password is None:
                     return -1  # libvirt then fails with "authentication failed"
                 cred[4] = self.password
@@ -252,8 +260,8 @@ class LibvirtBackend(PowerBackend):
         except FenceError as e:
             if isinstance(e, UnknownTarget):  # cannot happen, but never a missing domain
                 raise TransientFenceError(e.reason) from None
-            if "authentication" in e.reason and self.password is None \
-                    and self.options.get("password_script") is None:
+            if "authentication" in e.reason and self.asked_password \
+                    and self.password is None and self.options.get("password_script") is None:
                 raise FenceError(f"{e.reason} (no password is configured)") from None
             raise
         if self.conn is None:
