@@ -342,6 +342,27 @@ def http_port() -> Iterator[int]:
 
 
 @pytest.fixture
+def https_port(tmp_path: Path) -> Iterator[int]:
+    """The same server behind TLS, with a self-signed certificate made by openssl."""
+    import ssl
+    import subprocess
+
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=rs1.example", "-keyout", str(tmp_path / "key.pem"),
+                    "-out", str(tmp_path / "cert.pem")], check=True, capture_output=True,
+                   timeout=60)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture
 def closed_port() -> int:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -381,6 +402,24 @@ def test_probes(http_port: int, closed_port: int, silent_port: int) -> None:
     ok, why = probe(Check("http", 0.3), "127.0.0.1", silent_port, far)
     assert not ok and "timed out" in why
     assert not probe(Check("https", 0.5), "127.0.0.1", http_port, far)[0]
+
+
+def test_https_probes_a_real_tls_server(https_port: int, http_port: int) -> None:
+    """Status and content through TLS; a self-signed certificate passes without
+    check_verify and fails with it (naming the certificate); plain HTTP on a TLS port
+    and TLS on a plain port both fail."""
+    import time
+
+    far = time.monotonic() + 30
+    assert probe(Check("https", 2, path="/ok", expect="all good"), "127.0.0.1", https_port,
+                 far) == (True, "")
+    assert probe(Check("https", 2, path="/bad"), "127.0.0.1", https_port, far) == (
+        False, "status 503")
+    ok, why = probe(Check("https", 2, path="/ok", verify=True, host="rs1.example"),
+                    "127.0.0.1", https_port, far)
+    assert not ok and "certificate" in why.lower(), why
+    assert not probe(Check("http", 2, path="/ok"), "127.0.0.1", https_port, far)[0]
+    assert not probe(Check("https", 2, path="/ok"), "127.0.0.1", http_port, far)[0]
 
 
 def test_run_checks_parallel_and_unknown_at_deadline(http_port: int, silent_port: int) -> None:
