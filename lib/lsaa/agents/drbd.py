@@ -155,6 +155,7 @@ SPEC = AgentSpec(
 
 class Drbd(Agent):
     spec = SPEC
+    _saved: str | None = None  # the state file's text as _load read it
 
     # -- validation -------------------------------------------------------------
     def validate(self, ctx: Context) -> list[str]:
@@ -210,21 +211,29 @@ class Drbd(Agent):
 
         try:
             with open(ctx.state_file("json"), encoding="utf-8") as f:
-                data = json.load(f)
+                self._saved = f.read()
+            data = json.loads(self._saved)
             return data if isinstance(data, dict) else {}
         except (OSError, ValueError):
+            self._saved = None
             return {}
 
     def _save(self, ctx: Context, data: dict[str, object]) -> None:
+        """Write the state file, unless it already says exactly this (a recurring
+        monitor usually changes nothing: no directory, temporary file and rename)."""
         import json
         import os
 
+        text = json.dumps(data)
+        if text == self._saved:
+            return
         path = ctx.state_file("json")
         try:
             os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
             with open(path + ".tmp", "w", encoding="utf-8") as f:
-                json.dump(data, f)
+                f.write(text)
             os.replace(path + ".tmp", path)
+            self._saved = text
         except OSError as e:
             ctx.log.warning(f"cannot write {path}: {e.strerror}")
 
