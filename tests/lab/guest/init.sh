@@ -39,7 +39,10 @@ mkdir -p $R/lib/modules/$K && mount --bind /usr/lib/uml/modules/$K $R/lib/module
 mkdir -p "$R$LAB_SHARE" && mount -t hostfs -o "$LAB_SHARE" hostfs "$R$LAB_SHARE" || fail "hostfs share $LAB_SHARE"
 # The overlay already keeps guest writes off the host; read-only makes an agent
 # that writes into the checkout fail loudly instead of silently diverging.
-mount --bind "$R$LAB_REPO" "$R$LAB_REPO" && mount -o remount,bind,ro "$R$LAB_REPO"
+# Bound from the host's root (still / here), not from the overlay: there, a checkout
+# under /tmp is hidden by the guest's own /tmp tmpfs.
+mkdir -p "$R$LAB_REPO" && mount --bind "$LAB_REPO" "$R$LAB_REPO" &&
+    mount -o remount,bind,ro "$R$LAB_REPO" || fail "read-only repo at $LAB_REPO"
 mkdir -p $R/.oldroot
 cd $R && pivot_root . .oldroot || fail "pivot_root"
 # pivot_root moved every task (kernel threads too) to the new root, so the old
