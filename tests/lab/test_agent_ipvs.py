@@ -215,6 +215,31 @@ def test_dead_server_quiesced_then_restored(bed: Bed) -> None:
         bed.agent("stop", params)
 
 
+def test_dead_server_removed_sorry_server_then_restored(bed: Bed) -> None:
+    """on_failure=remove takes the dead server out of the table; with every real server
+    down the sorry server answers for the VIP; the recovered server replaces it."""
+    params = {"vip": VIP, "port": "80", "scheduler": "rr", "real_servers": "10.20.0.11:8080",
+              "sorry_server": "10.20.0.12:8081", "on_failure": "remove",
+              "check_type": "http", "check_timeout": "1", "failure_count": "1",
+              "recovery_count": "1"}
+    bed.agent("start", params)
+    try:
+        bed.agent("monitor", params, env=INTERVAL)
+        assert set(bed.table("80")) == {"10.20.0.11:8080"}
+        assert bed.fetch("80")["80"] == ["rs1"] * 6
+        bed.kill("rs1")
+        bed.agent("monitor", params, env=INTERVAL)
+        assert set(bed.table("80")) == {"10.20.0.12:8081"}  # removed; the sorry server in
+        assert bed.fetch("80")["80"] == ["rs2"] * 6
+        bed.backend("rs1")
+        bed.wait_backends()
+        bed.agent("monitor", params, env=INTERVAL)
+        assert set(bed.table("80")) == {"10.20.0.11:8080"}
+        assert bed.fetch("80")["80"] == ["rs1"] * 6
+    finally:
+        bed.agent("stop", params)
+
+
 def test_start_converges_and_spares_other_services(bed: Bed) -> None:
     bed.g.sh(f"ipvsadm -A -t {VIP}:9000 -s wlc\nipvsadm -a -t {VIP}:9000 -r 10.20.0.11:80 -m",
              check=True)
