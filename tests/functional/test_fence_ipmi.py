@@ -94,13 +94,12 @@ def test_conformance_harness(peer: str, request: pytest.FixtureRequest) -> None:
     seen: list[bytes] = []
     done = threading.Event()
 
-    def scan() -> None:  # every agent process the harness starts, while it runs
+    def scan() -> None:  # every agent process the harness starts (and its children)
         while not done.is_set():
             for pid in os.listdir("/proc"):
-                with contextlib.suppress(OSError):
-                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-                    if b"fence_lsaa_ipmi" in cmdline:
-                        seen.extend([cmdline, Path(f"/proc/{pid}/environ").read_bytes()])
+                with contextlib.suppress(OSError, ValueError):
+                    if b"fence_lsaa_ipmi" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        seen.extend(process_texts(int(pid)))
             time.sleep(0.02)
 
     t = threading.Thread(target=scan)

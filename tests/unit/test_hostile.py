@@ -74,6 +74,13 @@ fence_keys = st.sampled_from(["action", "plug", "port", "state_dir", "delay", "p
                               "nodename", "login_timeout", "method"])
 
 
+def assert_fence_contract(rc: int, stderr: str) -> None:
+    """0/1/2, at most one line on stderr, and no exception the framework caught."""
+    assert rc in (0, 1, 2)
+    assert "Traceback" not in stderr and "internal error" not in stderr
+    assert stderr.count("\n") <= 1
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pairs=st.lists(st.tuples(fence_keys, hostile_text.filter(lambda v: "\n" not in v
                                                                  and len(v) < 5000)),
@@ -96,9 +103,7 @@ def test_fence_framework_never_breaks_the_contract(tmp_path_factory, pairs, nois
     rc = fence_run(fence_dummy.SPEC, fence_dummy.factory, ["fence_lsaa_dummy"], stdin,
                    {"HA_LOGFACILITY": "none"}, stdout=out, stderr=err,
                    validate=fence_dummy.validate)
-    assert rc in (0, 1, 2)
-    assert "Traceback" not in err.getvalue() and "internal error" not in err.getvalue()
-    assert err.getvalue().count("\n") <= 1
+    assert_fence_contract(rc, err.getvalue())
 
 
 def _short(v: str) -> bool:
@@ -129,9 +134,7 @@ def test_fence_command_line_and_environment_never_break_the_contract(tmp_path_fa
     out, err = io.StringIO(), io.StringIO()
     rc = fence_run(fence_dummy.SPEC, fence_dummy.factory, argv, b"", env, stdout=out,
                    stderr=err, validate=fence_dummy.validate)
-    assert rc in (0, 1, 2)
-    assert "Traceback" not in err.getvalue() and "internal error" not in err.getvalue()
-    assert err.getvalue().count("\n") <= 1
+    assert_fence_contract(rc, err.getvalue())
 
 
 def test_non_utf8_environment_through_a_real_process(tmp_path):

@@ -331,14 +331,18 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def http_port() -> Iterator[int]:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+def _serving(srv: ThreadingHTTPServer) -> Iterator[int]:
+    """Serve in a thread while the test runs; the port."""
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     yield srv.server_address[1]
     srv.shutdown()
     srv.server_close()
+
+
+@pytest.fixture
+def http_port() -> Iterator[int]:
+    yield from _serving(ThreadingHTTPServer(("127.0.0.1", 0), _Handler))
 
 
 @pytest.fixture
@@ -355,11 +359,7 @@ def https_port(tmp_path: Path) -> Iterator[int]:
     ctx.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield srv.server_address[1]
-    srv.shutdown()
-    srv.server_close()
+    yield from _serving(srv)
 
 
 @pytest.fixture
